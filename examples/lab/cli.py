@@ -1,0 +1,64 @@
+"""The command line shared by the client examples.
+
+``python examples/client-close.py``            run the experiment, print the story
+``python examples/client-close.py --json F``   ... and write the record to F
+``python examples/client-close.py --port P``   just be the client, against a server on port P
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+from .coordinator import ExperimentError, run_experiment
+from .report import format_story
+from .schedule import ScheduleError, experiment_for_client
+
+
+def _parser(script: Path, doc: str | None, runs: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"python {script.name}",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Without --port, the example starts multi-process-server.py itself on a free loopback port, "
+        "runs the experiment and stops the server again.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="server address (default: %(default)s)")
+    parser.add_argument("--port", type=int, help="use a server you started yourself on this port")
+    parser.add_argument("--run", choices=runs, help=f"which order of steps to run (default: {runs[0]})")
+    parser.add_argument("--all", action="store_true", help="run every order of steps, one after another")
+    parser.add_argument("--json", metavar="FILE", type=Path, help="also write the run's record as JSON to FILE")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument("--deadline", type=float, help="seconds before a stuck run is stopped (default: 5)")
+    return parser
+
+
+def client_command_line(main: Callable[[str, int], None], script_file: str) -> None:
+    script = Path(script_file).resolve()
+    doc = sys.modules["__main__"].__doc__
+    try:
+        experiment = experiment_for_client(script)
+    except ScheduleError as error:
+        sys.exit(f"error: {error}")
+    args = _parser(script, doc, [run.name for run in experiment.runs]).parse_args()
+
+    if args.port is not None:
+        main(args.host, args.port)  # the note's way: a server is already there
+        return
+
+    runs = [run.name for run in experiment.runs] if args.all else [args.run]
+    if args.json and len(runs) > 1:
+        sys.exit("error: --json writes one run's record; give --run NAME instead of --all")
+    for name in runs:
+        try:
+            record = run_experiment(experiment, name, args.deadline)
+        except ExperimentError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        if args.json:
+            args.json.write_text(record.to_json(), encoding="utf-8")
+        if not args.quiet:
+            print(format_story(record))
+            print()

@@ -1,0 +1,457 @@
+"""Run one experiment: start both programs, hold them to the run's order, record it all.
+
+How a run goes:
+
+1. The coordinator opens a Unix socket and starts the server with
+   ``--port 0``; the server's first step reports the port the kernel gave it.
+   Then the client is started against that port.
+2. Every ``step()`` call parks its process.  The coordinator walks the run's
+   list of steps: it waits until the next listed step is reached, takes a
+   snapshot if the step has a caption, and lets that one process go on.  A
+   step reached early simply stays parked until its turn, so the order never
+   depends on timing.
+3. A snapshot waits until the network is quiet: no process of the experiment
+   is running (each is parked, blocked in a call, or gone), no segment is
+   waiting for an answer (no FIN_WAIT1, LAST_ACK, ...), no byte is
+   unacknowledged, and two readings in a row agree.  This is waiting for a
+   condition, polled, never a fixed sleep; the run's deadline bounds it.
+4. At the end the client must have exited and the server's children too; the
+   final snapshot is taken, then the server's whole process group is killed
+   and the coordinator checks that nothing of the run is left but the
+   kernel's own TIME_WAIT entries.
+
+Everything that can go wrong raises ``ExperimentError``, whose message names
+the experiment, the stuck program, its last step and the tail of its output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import selectors
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from . import processes
+from .participant import CONTROL_ENV, PROGRAM_ENV
+from .record import ROLE_ORDER, Event, ProgramResult, Record, Snapshot, SocketRow
+from .schedule import Experiment, Run, Step
+from .sockets import AWAITING_PEER, TableReading, read_table
+
+LOOPBACK = "127.0.0.1"
+TAIL_LINES = 8
+QUIET_POLL_SECONDS = 0.0005  # how often the socket table is re-read while waiting for quiet
+
+
+class ExperimentError(RuntimeError):
+    """A run could not be completed; ``str()`` explains it for a human."""
+
+
+@dataclass
+class Report:
+    """A step a process has reached and is parked at."""
+
+    program: str
+    step: str
+    occurrence: int
+    pid: int
+    facts: dict
+    output: str
+    connection: socket.socket
+    epoch: int  # snapshots taken before this step was reached
+
+    @property
+    def label(self) -> str:
+        return f"{self.program}:{self.step}" + (f"#{self.occurrence}" if self.occurrence > 1 else "")
+
+
+@dataclass
+class Program:
+    name: str
+    script: Path
+    command: list[str]
+    process: subprocess.Popen[bytes]
+    stdout: bytearray = field(default_factory=bytearray)
+    stderr: bytearray = field(default_factory=bytearray)
+    stdout_at_last_step: int = 0
+    last_step: str | None = None
+    exceptions: list[dict] = field(default_factory=list)
+
+    def tail(self) -> str:
+        lines = (self.stdout.decode(errors="replace") + self.stderr.decode(errors="replace")).splitlines()
+        return "\n".join(lines[-TAIL_LINES:]) or "(no output)"
+
+
+class Coordinator:
+    def __init__(self, experiment: Experiment, run: Run, deadline: float | None = None, python: str = sys.executable):
+        self.experiment = experiment
+        self.run = run
+        self.deadline_seconds = deadline if deadline is not None else experiment.deadline
+        self.python = python
+        self.selector = selectors.DefaultSelector()
+        self.programs: dict[str, Program] = {}
+        self.parked: list[Report] = []
+        self.connections: dict[socket.socket, bytearray] = {}  # control connection -> unread bytes
+        self.connection_program: dict[socket.socket, str] = {}
+        self.occurrences: dict[tuple[str, str], int] = {}
+        self.ports: dict[str, int] = {}
+        self.events: list[Event] = []
+        self.states_source = ""
+        self.deadline = 0.0
+        self.waiting_for = "the server to start"
+        self.snapshots_taken = 0
+
+    # -- the run ---------------------------------------------------------------
+
+    def execute(self) -> Record:
+        processes.become_subreaper()
+        with tempfile.TemporaryDirectory(prefix="lab-") as workdir:
+            self.control_path = os.path.join(workdir, "control.sock")
+            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.listener.bind(self.control_path)
+            self.listener.listen()
+            self.listener.setblocking(False)
+            self.selector.register(self.listener, selectors.EVENT_READ, "accept")
+            self.deadline = time.monotonic() + self.deadline_seconds
+            started = time.monotonic()
+            try:
+                record = self._conduct()
+            finally:
+                leftover_pids = self._stop_everything()
+            for name, program in self.programs.items():
+                record.programs[name].exit_status = program.process.returncode
+            record.leftover = self._leftover_sockets()
+            if leftover_pids:
+                raise ExperimentError(self._where() + f"processes {leftover_pids} survived the cleanup")
+            record.metadata["seconds"] = round(time.monotonic() - started, 4)
+            return record
+
+    def _conduct(self) -> Record:
+        self._start("server", port=0)
+        server_port = self._wait_for_port()
+        self.ports["server"] = server_port
+        self._start("client", port=server_port)
+        for step in self.run.steps:
+            self.waiting_for = step.label
+            report = self._wait_until(lambda: self._parked_at(step), f"{step.label} to be reached")
+            snapshot = self._snapshot(step.label, step.caption) if step.caption else None
+            self.events.append(
+                Event(report.program, report.step, report.occurrence, report.facts, report.output, report.epoch, snapshot)
+            )
+            self._release(report)
+        self.waiting_for = "both programs to finish"
+        self._wait_until(self._only_server_left, "the client and the server's children to finish")
+        final = self._snapshot("end", self.run.final_caption) if self.run.final_caption else None
+        return self._record(final)
+
+    # -- starting programs and talking to them ---------------------------------
+
+    def _start(self, name: str, port: int) -> None:
+        script = self.experiment.programs[name]
+        command = [self.python, str(script), "--host", LOOPBACK, "--port", str(port)]
+        env = os.environ | {
+            CONTROL_ENV: self.control_path,
+            PROGRAM_ENV: name,
+            "PYTHONUNBUFFERED": "1",  # output reaches us in the order it was printed
+            "PYTHONDONTWRITEBYTECODE": "1",  # leave the examples folder untouched (livehtml watches it)
+        }
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=script.parent,
+            start_new_session=True,  # its own process group: one kill stops it and its children
+        )
+        program = Program(name, script, command, process)
+        self.programs[name] = program
+        for stream, key in ((process.stdout, "stdout"), (process.stderr, "stderr")):
+            assert stream is not None
+            os.set_blocking(stream.fileno(), False)
+            self.selector.register(stream, selectors.EVENT_READ, (name, key))
+
+    def _pump(self, timeout: float) -> None:
+        """Handle whatever arrives within ``timeout``: connections, messages, output."""
+        for key, _ in self.selector.select(timeout):
+            if key.data == "accept":
+                connection, _ = self.listener.accept()
+                connection.setblocking(False)
+                self.connections[connection] = bytearray()
+                self.selector.register(connection, selectors.EVENT_READ, "control")
+            elif key.data == "control":
+                self._read_control(key.fileobj)  # type: ignore[arg-type]
+            else:
+                self._read_output(key.fileobj, *key.data)  # type: ignore[arg-type]
+
+    def _read_output(self, stream: object, name: str, which: str) -> None:
+        try:
+            chunk = os.read(stream.fileno(), 65536)  # type: ignore[attr-defined]
+        except BlockingIOError:
+            return
+        if not chunk:
+            self.selector.unregister(stream)
+            return
+        getattr(self.programs[name], which).extend(chunk)
+
+    def _drain_output(self) -> None:
+        """Read every byte already written to the programs' pipes."""
+        for program in self.programs.values():
+            for stream, which in ((program.process.stdout, "stdout"), (program.process.stderr, "stderr")):
+                try:
+                    while chunk := os.read(stream.fileno(), 65536):  # type: ignore[union-attr]
+                        getattr(program, which).extend(chunk)
+                except (BlockingIOError, ValueError, OSError):
+                    pass
+
+    def _read_control(self, connection: socket.socket) -> None:
+        try:
+            chunk = connection.recv(65536)
+        except ConnectionError:
+            chunk = b""
+        if not chunk:  # that process has exited
+            self.selector.unregister(connection)
+            self.connections.pop(connection)
+            connection.close()
+            return
+        buffer = self.connections[connection]
+        buffer.extend(chunk)
+        while b"\n" in buffer:
+            line, _, rest = bytes(buffer).partition(b"\n")
+            buffer[:] = rest
+            self._handle_message(connection, json.loads(line))
+
+    def _handle_message(self, connection: socket.socket, message: dict) -> None:
+        program = self.programs[message["program"]]
+        if message["kind"] == "exception":
+            program.exceptions.append(message["exception"])
+            return
+        # The program flushed its output before reporting, so it is all in the pipe now.
+        self._drain_output()
+        key = (program.name, message["step"])
+        self.occurrences[key] = self.occurrences.get(key, 0) + 1
+        output = program.stdout[program.stdout_at_last_step :].decode(errors="replace")
+        program.stdout_at_last_step = len(program.stdout)
+        program.last_step = message["step"]
+        self.parked.append(
+            Report(
+                program.name,
+                message["step"],
+                self.occurrences[key],
+                message["pid"],
+                message["facts"],
+                output,
+                connection,
+                epoch=self.snapshots_taken,
+            )
+        )
+        if program.name == "server" and "port" in message["facts"] and "server" not in self.ports:
+            self.ports["server-reported"] = int(message["facts"]["port"])
+
+    def _release(self, report: Report) -> None:
+        self.parked.remove(report)
+        report.connection.sendall(b"go\n")
+
+    # -- waiting for conditions ------------------------------------------------
+
+    def _wait_until(self, condition: Callable[[], object], what: str, poll: float | None = None) -> object:
+        """Serve the programs until ``condition()`` gives something truthy; return it."""
+        while True:
+            self._check_parked_steps()
+            result = condition()
+            if result:
+                return result
+            self._check_programs_alive()
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise ExperimentError(self._timeout_message(what))
+            self._pump(min(remaining, poll) if poll is not None else min(remaining, 0.05))
+
+    def _wait_for_port(self) -> int:
+        self._wait_until(lambda: "server-reported" in self.ports, "the server to report its port")
+        return self.ports.pop("server-reported")
+
+    def _parked_at(self, step: Step) -> Report | None:
+        return next(
+            (r for r in self.parked if (r.program, r.step, r.occurrence) == (step.program, step.name, step.occurrence)),
+            None,
+        )
+
+    def _check_parked_steps(self) -> None:
+        """A process parked at a step the run never lets pass would wait forever: say so now."""
+        remaining = {s.label for s in self.run.steps[len(self.events) :]}
+        for report in self.parked:
+            if report.label not in remaining:
+                raise ExperimentError(
+                    self._where()
+                    + f"{report.program} reached step {report.step!r}"
+                    + (f" (for the {_ordinal(report.occurrence)} time)" if report.occurrence > 1 else "")
+                    + f", which run {self.run.name!r} does not list next; it was waiting for {self.waiting_for}."
+                    + self._tails()
+                )
+
+    def _check_programs_alive(self) -> None:
+        """A program that exits while the run still needs it is an error now, not at the deadline."""
+        still_needed = {s.program for s in self.run.steps[len(self.events) :]} | {"server"}
+        for program in self.programs.values():
+            status = program.process.poll()
+            if status is not None and program.name in still_needed:
+                self._drain_output()
+                raise ExperimentError(
+                    self._where()
+                    + f"{program.name} ({program.script.name}) exited with status {status} while the run was "
+                    + f"waiting for {self.waiting_for}; its last step was {program.last_step!r}."
+                    + self._tails()
+                )
+
+    def _only_server_left(self) -> bool:
+        client_done = self.programs["client"].process.poll() is not None
+        server = self.programs["server"].process
+        children = [pid for pid in processes.descendants([server.pid]) if pid != server.pid]
+        return client_done and not children and not self.parked
+
+    # -- snapshots -------------------------------------------------------------
+
+    def _experiment_rows(self, reading: TableReading) -> list[SocketRow]:
+        port = self.ports["server"]
+        rows = []
+        for sock in reading.sockets:
+            if sock.state == "LISTEN" and sock.local.port == port:
+                role = "listener"
+            elif sock.local.port == port:
+                role = "server"
+            elif sock.remote.port == port:
+                role = "client"
+                self.ports.setdefault("client", sock.local.port)
+            else:
+                continue
+            rows.append(SocketRow(role, str(sock.local), str(sock.remote), sock.state, sock.recv_q, sock.send_q))
+        return sorted(rows, key=lambda r: (ROLE_ORDER.index(r.role), r.local, r.remote))
+
+    def _quiet_rows(self) -> list[SocketRow] | None:
+        """The experiment's sockets if the network is quiet right now, else None."""
+        pids = processes.descendants([p.process.pid for p in self.programs.values()])
+        if processes.busy(pids):
+            return None
+        reading = read_table()
+        self.states_source = reading.source
+        rows = self._experiment_rows(reading)
+        in_flight = any(r.state in AWAITING_PEER or (r.send_q and r.role != "listener") for r in rows)
+        return None if in_flight else rows
+
+    def _snapshot(self, at: str, caption: str) -> Snapshot:
+        previous: list[list[SocketRow] | None] = [None]
+
+        def stable() -> list[SocketRow] | None:
+            if self.selector.select(0):
+                return None  # a message or output not read yet: handle it first
+            rows = self._quiet_rows()
+            agreed = rows if rows is not None and rows == previous[0] else None
+            previous[0] = rows
+            return agreed
+
+        self.waiting_for = f"the network to be quiet for the snapshot at {at}"
+        rows = self._wait_until(stable, "a quiet network", poll=QUIET_POLL_SECONDS)
+        self.snapshots_taken += 1
+        return Snapshot(at, caption, rows)  # type: ignore[arg-type]
+
+    # -- the end ---------------------------------------------------------------
+
+    def _stop_everything(self) -> list[int]:
+        """Kill every process of the run and wait for each to end; return any that did not."""
+        everyone = processes.descendants([p.process.pid for p in self.programs.values()])
+        for program in self.programs.values():
+            processes.kill_group(program.process)
+        for program in self.programs.values():
+            program.process.wait()
+            self._drain_output()
+            for stream in (program.process.stdout, program.process.stderr):
+                assert stream is not None
+                stream.close()
+        for connection in list(self.connections):
+            connection.close()
+        self.listener.close()
+        self.selector.close()
+        # The server's children died with its process group; wait for their exits too.
+        survivors = processes.wait_for_exit(everyone, timeout=2.0)
+        processes.reap_orphans()
+        return survivors
+
+    def _leftover_sockets(self) -> list[SocketRow]:
+        if "server" not in self.ports:
+            return []
+        reading = read_table()
+        return self._experiment_rows(reading) if reading.available else []
+
+    def _record(self, final: Snapshot | None) -> Record:
+        self._drain_output()
+        results = {
+            name: ProgramResult(
+                script=program.script.name,
+                command=[Path(program.command[0]).name, program.script.name, *program.command[2:]],
+                exit_status=program.process.poll(),
+                stdout=program.stdout.decode(errors="replace"),
+                stderr=program.stderr.decode(errors="replace"),
+                exceptions=program.exceptions,
+            )
+            for name, program in self.programs.items()
+        }
+        return Record(
+            experiment=self.experiment.name,
+            run=self.run.name,
+            title=self.experiment.title,
+            run_title=self.run.title,
+            description=self.run.description,
+            programs=results,
+            events=self.events,
+            final=final,
+            leftover=[],
+            ports=dict(self.ports),
+            states_source=self.states_source or read_table().source,
+            metadata={
+                "system": platform.system(),
+                "kernel": platform.release(),
+                "python": platform.python_version(),
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "processes_checked": processes.CAN_SEE_PROCESSES,
+            },
+        )
+
+    # -- messages --------------------------------------------------------------
+
+    def _where(self) -> str:
+        return f"experiment {self.experiment.name!r}, run {self.run.name!r}: "
+
+    def _tails(self) -> str:
+        parts = []
+        for program in self.programs.values():
+            parts.append(f"\n--- last output of {program.name} ({program.script.name}) ---\n{program.tail()}")
+        return "".join(parts)
+
+    def _timeout_message(self, what: str) -> str:
+        self._drain_output()
+        stuck = self.waiting_for.split(":")[0] if ":" in self.waiting_for else None
+        lines = [self._where() + f"no progress within {self.deadline_seconds:g} s while waiting for {what}."]
+        for program in self.programs.values():
+            status = program.process.poll()
+            state = "running" if status is None else f"exited with status {status}"
+            marker = "  <- stuck" if program.name == stuck else ""
+            lines.append(f"  {program.name} ({program.script.name}): {state}, last step {program.last_step!r}{marker}")
+        return "\n".join(lines) + self._tails()
+
+
+def _ordinal(n: int) -> str:
+    return {1: "first", 2: "second", 3: "third"}.get(n, f"{n}th")
+
+
+def run_experiment(experiment: Experiment, run_name: str | None = None, deadline: float | None = None) -> Record:
+    """Run one run of ``experiment`` (its first run by default) and return the record."""
+    return Coordinator(experiment, experiment.run(run_name), deadline).execute()

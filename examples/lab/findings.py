@@ -1,0 +1,154 @@
+"""Findings: claims about a run, written so that a machine can check them against the record.
+
+A page states a finding in words and backs it with one or more checks, one
+per line.  The words are for the reader; the checks are what the build holds
+against the capture, so a page cannot go on claiming what the kernel no longer
+does.  The check language:
+
+``state AT ROLE STATE [recv-q N] [send-q N]``
+    At snapshot AT (the step label it was taken at, e.g. ``client:closed``,
+    or ``end`` for the final one) the socket playing ROLE (``listener``,
+    ``server`` or ``client``) is in STATE, with those queue sizes if given.
+    STATE ``gone`` means no such socket exists any more.
+
+``fact STEP NAME = VALUE``
+    When the program reached STEP (``server:received#2`` is the second
+    ``received`` of the server) it recorded NAME equal to VALUE.  VALUE is a
+    Python literal (``b''``, ``12``) or, for a recorded exception, its errno
+    name (``EBADF``) or type name (``ConnectionResetError``).
+
+``prints PROGRAM "LINE"``
+    PROGRAM printed LINE (a whole line of its standard output).
+
+``exits PROGRAM N``
+    PROGRAM exited with status N.
+
+Words may be quoted as in a shell (``fact "client:recv failed" error = EBADF``).
+"""
+
+from __future__ import annotations
+
+import ast
+import shlex
+from dataclasses import dataclass
+
+from .record import Record
+
+
+class CheckSyntaxError(ValueError):
+    """A check line that does not follow the language above."""
+
+
+@dataclass(frozen=True)
+class Check:
+    text: str
+    kind: str
+    args: tuple[str, ...]
+    value: object = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    check: Check
+    holds: bool
+    observed: str  # what the record shows, in words
+
+
+def parse_check(line: str) -> Check:
+    text = line.strip()
+    head, sep, tail = text.partition(" = ")
+    try:
+        words = tuple(shlex.split(head))
+    except ValueError as error:
+        raise CheckSyntaxError(f"{text!r}: {error}") from error
+    if not words:
+        raise CheckSyntaxError("empty check")
+    kind, args = words[0], words[1:]
+    if kind == "state":
+        if len(args) < 3 or len(args) % 2 == 0:
+            raise CheckSyntaxError(f"{text!r}: expected 'state AT ROLE STATE [recv-q N] [send-q N]'")
+        for name, number in zip(args[3::2], args[4::2]):
+            if name not in ("recv-q", "send-q") or not number.isdigit():
+                raise CheckSyntaxError(f"{text!r}: after the state only 'recv-q N' and 'send-q N' may follow")
+        if args[1] not in ("listener", "server", "client"):
+            raise CheckSyntaxError(f"{text!r}: role must be listener, server or client, not {args[1]!r}")
+        return Check(text, kind, args)
+    if kind == "fact":
+        if not sep or len(args) != 2:
+            raise CheckSyntaxError(f"{text!r}: expected 'fact STEP NAME = VALUE'")
+        try:
+            value: object = ast.literal_eval(tail.strip())
+        except (ValueError, SyntaxError):
+            value = tail.strip()  # a bare word: an errno or exception name
+        return Check(text, kind, args, value)
+    if kind == "prints" and len(args) == 2:
+        return Check(text, kind, args)
+    if kind == "exits" and len(args) == 2 and args[1].lstrip("-").isdigit():
+        return Check(text, kind, args)
+    raise CheckSyntaxError(
+        f"{text!r}: a check starts with state, fact, prints or exits (see the findings language in lab/findings.py)"
+    )
+
+
+def _describe_row(record: Record, at: str, role: str) -> tuple[str, dict[str, object] | None]:
+    snapshot = record.snapshot(at)
+    if snapshot is None:
+        known = ", ".join(s.at for s in record.snapshots())
+        raise CheckSyntaxError(f"run {record.run!r} has no snapshot at {at!r} (it has: {known})")
+    row = snapshot.row(role)
+    if row is None:
+        return f"at {at} there is no {role} socket", None
+    return (
+        f"at {at} the {role} is {row.state} with Recv-Q {row.recv_q}, Send-Q {row.send_q}",
+        {"state": row.state, "recv-q": row.recv_q, "send-q": row.send_q},
+    )
+
+
+def _fact_matches(recorded: object, expected: object) -> bool:
+    if isinstance(recorded, dict) and "bytes" in recorded:
+        return isinstance(expected, bytes) and repr(expected) == recorded["bytes"]
+    if isinstance(recorded, dict) and "exception" in recorded:
+        exception = recorded["exception"]
+        return expected in (exception.get("errno_name"), exception.get("type"), exception.get("errno"))
+    return recorded == expected
+
+
+def _show_fact(recorded: object) -> str:
+    if isinstance(recorded, dict) and "bytes" in recorded:
+        return str(recorded["bytes"])
+    if isinstance(recorded, dict) and "exception" in recorded:
+        e = recorded["exception"]
+        return f"{e['type']} [Errno {e.get('errno')}] {e.get('errno_name')}"
+    return repr(recorded)
+
+
+def evaluate(check: Check, record: Record) -> Outcome:
+    """Hold one check against a record.  A reference to something absent raises CheckSyntaxError."""
+    if check.kind == "state":
+        at, role, state = check.args[:3]
+        observed, row = _describe_row(record, at, role)
+        if state == "gone":
+            return Outcome(check, row is None, observed)
+        wanted = {"state": state} | {name: int(n) for name, n in zip(check.args[3::2], check.args[4::2])}
+        holds = row is not None and all(row[key] == value for key, value in wanted.items())
+        return Outcome(check, holds, observed)
+    if check.kind == "fact":
+        label, name = check.args
+        event = record.event(label)
+        if event is None:
+            known = ", ".join(e.label for e in record.events)
+            raise CheckSyntaxError(f"run {record.run!r} has no step {label!r} (it has: {known})")
+        if name not in event.facts:
+            return Outcome(check, False, f"step {label} recorded no {name!r} (it recorded: {', '.join(event.facts) or 'nothing'})")
+        recorded = event.facts[name]
+        return Outcome(check, _fact_matches(recorded, check.value), f"at {label}, {name} was {_show_fact(recorded)}")
+    program = check.args[0]
+    if program not in record.programs:
+        raise CheckSyntaxError(f"no program {program!r} (programs: {', '.join(record.programs)})")
+    result = record.programs[program]
+    if check.kind == "prints":
+        line = check.args[1]
+        holds = line in result.stdout.splitlines()
+        return Outcome(check, holds, f"{program} printed {len(result.stdout.splitlines())} lines" + ("" if holds else f", none of them {line!r}"))
+    status = int(check.args[1])
+    return Outcome(check, result.exit_status == status, f"{program} exited with status {result.exit_status}")

@@ -1,0 +1,68 @@
+"""The terminal version of a run: what each program printed, step by step, with the tables."""
+
+from __future__ import annotations
+
+from .record import Record, Snapshot, SocketRow
+
+HEADER = f"{'Proto':<5} {'Recv-Q':>6} {'Send-Q':>6} {'Local Address':<23} {'Foreign Address':<23} {'State':<12} Who"
+
+
+def format_row(row: SocketRow) -> str:
+    return f"{'tcp':<5} {row.recv_q:>6} {row.send_q:>6} {row.local:<23} {row.remote:<23} {row.state:<12} {row.role}"
+
+
+def format_table(rows: list[SocketRow]) -> str:
+    """The rows laid out like ``netstat -tan``, with the part each socket plays."""
+    lines = [HEADER, *(format_row(row) for row in rows)]
+    if not rows:
+        lines.append("(no socket of this experiment exists)")
+    return "\n".join(lines)
+
+
+def _snapshot_block(snapshot: Snapshot) -> list[str]:
+    return ["", f"  == {snapshot.caption} ==", *("  " + line for line in format_table(snapshot.sockets).splitlines()), ""]
+
+
+def _printed(program: str, text: str) -> list[str]:
+    return [f"  {program:<6} | {line}" for line in text.splitlines()]
+
+
+def format_story(record: Record) -> str:
+    """The whole run in the order it happened, as a reader would follow it."""
+    lines = [f"{record.title}", f"Run {record.run!r}: {record.run_title}"]
+    if record.description:
+        lines += [f"  {line}" for line in record.description.splitlines()]
+    lines.append("")
+    # Steps are shown in the order they were reached, between the snapshots that
+    # came before and after them; that order is fixed by the run, not by timing.
+    snapshots = record.snapshots()
+    for epoch, snapshot in enumerate(snapshots):
+        for event in (e for e in record.events if e.epoch == epoch):
+            lines += _printed(event.program, event.output)
+            lines.append(f"  {event.program:<6} * reached step {event.step!r}")
+        if snapshot is record.final:
+            for program in record.programs:
+                lines += _printed(program, record.tail_output(program))
+        lines += _snapshot_block(snapshot)
+    for name, result in record.programs.items():
+        if result.stderr.strip():
+            lines.append(f"  {name} wrote on stderr:")
+            lines += [f"    {line}" for line in result.stderr.splitlines()]
+    statuses = ", ".join(f"{name} {_status(result.exit_status, name)}" for name, result in record.programs.items())
+    lines.append(f"Exit: {statuses}.")
+    if record.leftover:
+        left = "; ".join(f"{row.role} {row.local} {row.state}" for row in record.leftover)
+        lines.append(f"Left in the kernel after the run: {left} (no program holds it; the kernel drops it by itself).")
+    lines.append(
+        f"Captured on {record.metadata['system']} {record.metadata['kernel']}, Python {record.metadata['python']}; "
+        f"socket states from {record.states_source}."
+    )
+    return "\n".join(lines)
+
+
+def _status(status: int | None, program: str) -> str:
+    if status is None:
+        return "still running"
+    if status < 0 and program == "server":
+        return "stopped by the lab (as you would with Ctrl-C)"
+    return f"exited with status {status}"
