@@ -130,7 +130,21 @@ class Record:
         """
         data = asdict(self)
         data.pop("metadata")
-        text = json.dumps(data, sort_keys=True)
-        for role, port in sorted(self.ports.items()):
-            text = re.sub(rf"(?<!\d){port}(?!\d)", f"<{role}-port>", text)
-        return json.loads(text)
+        data.pop("ports")
+        by_port = {port: f"<{role}-port>" for role, port in self.ports.items()}
+        patterns = [(re.compile(rf"(?<!\d){port}(?!\d)"), f"<{role}-port>") for role, port in self.ports.items()]
+
+        def scrub(value: Any) -> Any:
+            if isinstance(value, str):
+                for pattern, placeholder in patterns:
+                    value = pattern.sub(placeholder, value)
+                return value
+            if isinstance(value, int) and not isinstance(value, bool) and value in by_port:
+                return by_port[value]  # e.g. the port the server reported in its first step
+            if isinstance(value, dict):
+                return {key: scrub(item) for key, item in value.items()}
+            if isinstance(value, list):
+                return [scrub(item) for item in value]
+            return value
+
+        return scrub(data)
