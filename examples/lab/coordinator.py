@@ -47,6 +47,7 @@ from .schedule import Experiment, Run, Step
 from .sockets import AWAITING_PEER, TableReading, read_table
 
 LOOPBACK = "127.0.0.1"
+LAB_HOME = Path(__file__).resolve().parent.parent  # the folder that holds the lab package
 TAIL_LINES = 8
 QUIET_POLL_SECONDS = 0.0005  # how often the socket table is re-read while waiting for quiet
 
@@ -162,6 +163,8 @@ class Coordinator:
             PROGRAM_ENV: name,
             "PYTHONUNBUFFERED": "1",  # output reaches us in the order it was printed
             "PYTHONDONTWRITEBYTECODE": "1",  # leave the examples folder untouched (livehtml watches it)
+            # `from lab import step` works for a script in any folder (tests keep broken ones apart).
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(LAB_HOME), os.environ.get("PYTHONPATH")])),
         }
         process = subprocess.Popen(
             command,
