@@ -156,7 +156,8 @@ class Coordinator:
     # -- starting programs and talking to them ---------------------------------
 
     def _start(self, name: str, port: int) -> None:
-        script = self.experiment.programs[name]
+        # Absolute: the program runs in its own folder, so a relative path would not be found there.
+        script = self.experiment.programs[name].absolute()
         command = [self.python, str(script), "--host", LOOPBACK, "--port", str(port)]
         env = os.environ | {
             CONTROL_ENV: self.control_path,
