@@ -73,8 +73,8 @@ class Experiment:
         return [self.source, *self.programs.values()]
 
 
-def _parse_step(experiment: str, run: str, entry: object, counts: dict[tuple[str, str], int]) -> Step:
-    where = f"{EXPERIMENTS_FILE.name}: experiment {experiment!r}, run {run!r}"
+def _parse_step(file: str, experiment: str, run: str, entry: object, counts: dict[tuple[str, str], int]) -> Step:
+    where = f"{file}: experiment {experiment!r}, run {run!r}"
     caption = None
     if isinstance(entry, list):
         if len(entry) != 2 or not all(isinstance(x, str) for x in entry):
@@ -89,14 +89,14 @@ def _parse_step(experiment: str, run: str, entry: object, counts: dict[tuple[str
     return Step(program, name, counts[program, name], caption)
 
 
-def _parse_run(experiment: str, table: dict) -> Run:
+def _parse_run(file: str, experiment: str, table: dict) -> Run:
     name = table.get("name")
     if not isinstance(name, str):
-        raise ScheduleError(f"{EXPERIMENTS_FILE.name}: experiment {experiment!r} has a run without a name")
+        raise ScheduleError(f"{file}: experiment {experiment!r} has a run without a name")
     counts: dict[tuple[str, str], int] = {}
-    steps = tuple(_parse_step(experiment, name, entry, counts) for entry in table.get("steps", []))
+    steps = tuple(_parse_step(file, experiment, name, entry, counts) for entry in table.get("steps", []))
     if not steps:
-        raise ScheduleError(f"{EXPERIMENTS_FILE.name}: experiment {experiment!r}, run {name!r} has no steps")
+        raise ScheduleError(f"{file}: experiment {experiment!r}, run {name!r} has no steps")
     return Run(
         name=name,
         title=table.get("title", name),
@@ -120,7 +120,7 @@ def load_experiments(path: Path = EXPERIMENTS_FILE) -> dict[str, Experiment]:
             programs[program] = path.parent / table[program]
             if not programs[program].is_file():
                 raise ScheduleError(f"{path.name}: experiment {name!r}: no file {programs[program]}")
-        runs = tuple(_parse_run(name, run) for run in table.get("runs", []))
+        runs = tuple(_parse_run(path.name, name, run) for run in table.get("runs", []))
         if not runs:
             raise ScheduleError(f"{path.name}: experiment {name!r} has no runs")
         experiments[name] = Experiment(
