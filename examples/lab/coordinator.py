@@ -7,7 +7,8 @@ How a run goes:
    Then the client is started against that port.
 2. Every ``step()`` call parks its process.  The coordinator walks the run's
    list of steps: it waits until the next listed step is reached, takes a
-   snapshot if the step has a caption, and lets that one process go on.  A
+   snapshot of the experiment's sockets (shown if the step has a caption),
+   and lets that one process go on.  A
    step reached early simply stays parked until its turn, so the order never
    depends on timing.
 3. A snapshot waits until the network is quiet: no process of the experiment
@@ -143,7 +144,9 @@ class Coordinator:
         for step in self.run.steps:
             self.waiting_for = step.label
             report = self._wait_until(lambda: self._parked_at(step), f"{step.label} to be reached")
-            snapshot = self._snapshot(step.label, step.caption) if step.caption else None
+            # Every step gets a table in the record; the captioned ones are shown.
+            snapshot = self._snapshot(step.label, step.caption or f"{step.program} reached step {step.name!r}")
+            snapshot.shown = step.caption is not None
             self.events.append(
                 Event(report.program, report.step, report.occurrence, report.facts, report.output, report.epoch, snapshot)
             )

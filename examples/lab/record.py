@@ -35,6 +35,7 @@ class Snapshot:
     at: str  # the step label the run had reached, e.g. "client:closed"
     caption: str
     sockets: list[SocketRow]
+    shown: bool = True  # captioned in experiments.toml: shown on pages and in the terminal
 
     def row(self, role: str) -> SocketRow | None:
         return next((row for row in self.sockets if row.role == role), None)
@@ -86,12 +87,17 @@ class Record:
 
     # -- looking things up ---------------------------------------------------
 
-    def snapshots(self) -> list[Snapshot]:
+    def all_snapshots(self) -> list[Snapshot]:
+        """A table for every step of the run (and the final one), in run order."""
         found = [e.snapshot for e in self.events if e.snapshot is not None]
         return found + ([self.final] if self.final else [])
 
+    def snapshots(self) -> list[Snapshot]:
+        """The tables worth showing: those the run gave a caption."""
+        return [s for s in self.all_snapshots() if s.shown]
+
     def snapshot(self, at: str) -> Snapshot | None:
-        return next((s for s in self.snapshots() if s.at == at), None)
+        return next((s for s in self.all_snapshots() if s.at == at), None)
 
     def event(self, label: str) -> Event | None:
         return next((e for e in self.events if e.label == label), None)
@@ -115,7 +121,7 @@ class Record:
         def snapshot(raw: dict | None) -> Snapshot | None:
             if raw is None:
                 return None
-            return Snapshot(raw["at"], raw["caption"], [SocketRow(**row) for row in raw["sockets"]])
+            return Snapshot(raw["at"], raw["caption"], [SocketRow(**row) for row in raw["sockets"]], raw["shown"])
 
         data["programs"] = {name: ProgramResult(**raw) for name, raw in data["programs"].items()}
         data["events"] = [Event(**(raw | {"snapshot": snapshot(raw["snapshot"])})) for raw in data["events"]]

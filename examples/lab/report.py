@@ -35,15 +35,15 @@ def format_story(record: Record) -> str:
     lines.append("")
     # Steps are shown in the order they were reached, between the snapshots that
     # came before and after them; that order is fixed by the run, not by timing.
-    snapshots = record.snapshots()
-    for epoch, snapshot in enumerate(snapshots):
+    for epoch, snapshot in enumerate(record.all_snapshots()):
         for event in (e for e in record.events if e.epoch == epoch):
             lines += _printed(event.program, event.output)
             lines.append(f"  {event.program:<6} * reached step {event.step!r}")
         if snapshot is record.final:
             for program in record.programs:
                 lines += _printed(program, record.tail_output(program))
-        lines += _snapshot_block(snapshot)
+        if snapshot.shown:
+            lines += _snapshot_block(snapshot)
     for name, result in record.programs.items():
         if result.stderr.strip():
             lines.append(f"  {name} wrote on stderr:")
