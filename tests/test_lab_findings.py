@@ -1,0 +1,111 @@
+"""lab/findings.py: the check language, and checks held against a real run of the close experiment."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.coordinator import run_experiment
+from lab.findings import Check, CheckSyntaxError, evaluate, parse_check
+from lab.record import Record
+from lab.schedule import load_experiment
+
+
+@pytest.fixture(scope="module")
+def close_record() -> Record:
+    return run_experiment(load_experiment("close"))
+
+
+def test_parse_well_formed_checks():
+    assert parse_check("  state client:closed server CLOSE_WAIT recv-q 13 send-q 0 ") == Check(
+        "state client:closed server CLOSE_WAIT recv-q 13 send-q 0",
+        "state",
+        ("client:closed", "server", "CLOSE_WAIT", "recv-q", "13", "send-q", "0"),
+    )
+    assert parse_check("fact server:received#2 data = b''").value == b""
+    assert parse_check("fact server:received#2 data = b''").args == ("server:received#2", "data")
+    assert parse_check('fact "client:recv failed" error = EBADF') == Check(
+        'fact "client:recv failed" error = EBADF', "fact", ("client:recv failed", "error"), "EBADF"
+    )
+    assert parse_check("fact server:listening port = 12").value == 12
+    assert parse_check('prints client "recv failed: [Errno 9] EBADF"').args == ("client", "recv failed: [Errno 9] EBADF")
+    assert parse_check("exits server -9").args == ("server", "-9")
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("", "empty check"),
+        ("   ", "empty check"),
+        ("status client:closed server CLOSE_WAIT", "a check starts with state, fact, prints or exits"),
+        ("state client:closed server", "expected 'state AT ROLE STATE [recv-q N] [send-q N]'"),
+        ("state client:closed server CLOSE_WAIT recv-q", "expected 'state AT ROLE STATE"),
+        ("state client:closed server CLOSE_WAIT recv-q 13 send-q", "expected 'state AT ROLE STATE"),
+        ("state client:closed server CLOSE_WAIT recv-q many", "only 'recv-q N' and 'send-q N' may follow"),
+        ("state client:closed server CLOSE_WAIT queue 13", "only 'recv-q N' and 'send-q N' may follow"),
+        ("state client:closed peer CLOSE_WAIT", "role must be listener, server or client, not 'peer'"),
+        ("fact server:received data", "expected 'fact STEP NAME = VALUE'"),
+        ("fact server:received = b''", "expected 'fact STEP NAME = VALUE'"),
+        ("prints client", "a check starts with state, fact, prints or exits"),
+        ("exits client zero", "a check starts with state, fact, prints or exits"),
+        ('prints client "unterminated', "No closing quotation"),
+    ],
+)
+def test_syntax_errors(line, message):
+    with pytest.raises(CheckSyntaxError) as error:
+        parse_check(line)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "line, holds, observed",
+    [
+        ("state client:sent server ESTABLISHED recv-q 12 send-q 0", True, "at client:sent the server is ESTABLISHED with Recv-Q 12, Send-Q 0"),
+        ("state client:sent server ESTABLISHED recv-q 13", False, "at client:sent the server is ESTABLISHED with Recv-Q 12, Send-Q 0"),
+        ("state client:closed server CLOSE_WAIT recv-q 13", True, "at client:closed the server is CLOSE_WAIT with Recv-Q 13, Send-Q 0"),
+        ("state client:closed client FIN_WAIT2", True, "at client:closed the client is FIN_WAIT2 with Recv-Q 0, Send-Q 0"),
+        ("state client:closed client TIME_WAIT", False, "at client:closed the client is FIN_WAIT2 with Recv-Q 0, Send-Q 0"),
+        ("state server:sent server gone", True, "at server:sent there is no server socket"),
+        ("state server:sent client gone", True, "at server:sent there is no client socket"),
+        ("state client:closed client gone", False, "at client:closed the client is FIN_WAIT2 with Recv-Q 0, Send-Q 0"),
+        # Every step has a table in the record, captioned (shown) or not.
+        ("state client:connected server ESTABLISHED recv-q 0", True, "at client:connected the server is ESTABLISHED with Recv-Q 0, Send-Q 0"),
+        ("state server:received#2 server gone", True, "at server:received#2 there is no server socket"),
+        ("state end listener LISTEN", True, "at end the listener is LISTEN with Recv-Q 0, Send-Q 0"),
+        ("state end server gone", True, "at end there is no server socket"),
+        ("fact server:received data = b'Hello, world'", True, "at server:received, data was b'Hello, world'"),
+        ("fact server:received#2 data = b''", True, "at server:received#2, data was b''"),
+        ("fact server:received#2 data = b'Hello, world'", False, "at server:received#2, data was b''"),
+        ("fact server:received#2 data = ''", False, "at server:received#2, data was b''"),  # str is not bytes
+        ('fact "client:recv failed" error = EBADF', True, "at client:recv failed, error was OSError [Errno 9] EBADF"),
+        ('fact "client:recv failed" error = OSError', True, "at client:recv failed, error was OSError [Errno 9] EBADF"),
+        ('fact "client:recv failed" error = 9', True, "at client:recv failed, error was OSError [Errno 9] EBADF"),
+        ('fact "client:recv failed" error = ECONNRESET', False, "at client:recv failed, error was OSError [Errno 9] EBADF"),
+        ("fact client:sent error = EBADF", False, "step client:sent recorded no 'error' (it recorded: nothing)"),
+        ('prints client "closed"', True, "client printed 2 lines"),
+        ('prints client "recv failed: [Errno 9] EBADF: Bad file descriptor (OSError)"', True, "client printed 2 lines"),
+        ('prints client "Received b\'\'"', False, "client printed 2 lines, none of them \"Received b''\""),
+        ("prints server \"data: b''\"", True, "server printed 6 lines"),
+        ("exits client 0", True, "client exited with status 0"),
+        ("exits client 1", False, "client exited with status 0"),
+        ("exits server -9", True, "server exited with status -9"),  # stopped by the lab
+    ],
+)
+def test_evaluate_on_a_real_close_run(close_record, line, holds, observed):
+    outcome = evaluate(parse_check(line), close_record)
+    assert (outcome.holds, outcome.observed) == (holds, observed)
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("state client:nowhere server ESTABLISHED", "run 'close' has no snapshot at 'client:nowhere' (it has: client:sent, client:closed, server:received, server:sent, end)"),
+        ("state server:received#3 server gone", "run 'close' has no snapshot at 'server:received#3'"),
+        ("fact server:received#3 data = b''", "run 'close' has no step 'server:received#3' (it has: server:listening, client:connected,"),
+        ("exits nobody 0", "no program 'nobody' (programs: server, client)"),
+        ('prints nobody "x"', "no program 'nobody'"),
+    ],
+)
+def test_references_to_what_the_record_lacks(close_record, line, message):
+    with pytest.raises(CheckSyntaxError) as error:
+        evaluate(parse_check(line), close_record)
+    assert message in str(error.value)
