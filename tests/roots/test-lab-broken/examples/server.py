@@ -1,0 +1,1 @@
+"""Never started: both clients fail before they could start the experiment."""
