@@ -1,0 +1,327 @@
+"""lab/coordinator.py: real runs of the note's experiments, and runs that go wrong.
+
+Every run here goes through ``lab_run`` (below), which calls
+``lab.coordinator.run_experiment`` and afterwards, whether the run succeeded or
+failed, checks that it left nothing behind: no process (by the pids the
+programs reported and the coordinator started, and by an environment mark
+every process of the run inherits) and no socket on its server port but
+TIME_WAIT.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import lab.coordinator
+from lab.coordinator import Coordinator, ExperimentError
+from lab.record import Record, Snapshot
+from lab.schedule import load_experiment, load_experiments
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+REPEATS = 20
+
+
+@pytest.fixture
+def lab_run(monkeypatch, lab_leftovers):
+    """``run_experiment(experiment, run, deadline)``, checked afterwards for what the run left behind."""
+    coordinators: list[Coordinator] = []
+    reported_pids: list[int] = []
+    original_init, original_handle = Coordinator.__init__, Coordinator._handle_message
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        coordinators.append(self)
+
+    def handle_message(self, connection, message):
+        reported_pids.append(message["pid"])  # every process that talked to the lab, forked children included
+        return original_handle(self, connection, message)
+
+    monkeypatch.setattr(Coordinator, "__init__", init)
+    monkeypatch.setattr(Coordinator, "_handle_message", handle_message)
+
+    def run(experiment, run_name=None, deadline=None) -> Record:
+        mark = lab_leftovers.new_mark()
+        reported_pids.clear()
+        count = len(coordinators)
+        monkeypatch.setenv(lab_leftovers.mark_env, mark)  # inherited by both programs and their children
+        try:
+            record = lab.coordinator.run_experiment(experiment, run_name, deadline)
+        finally:
+            monkeypatch.delenv(lab_leftovers.mark_env)
+            assert len(coordinators) == count + 1
+            coordinator = coordinators[-1]
+            started = [program.process.pid for program in coordinator.programs.values()]
+            assert started, "the run started no program"
+            pids = started + reported_pids
+            assert lab_leftovers.existing(pids) == [], f"processes of the run still exist (pids {pids})"
+            assert lab_leftovers.processes_marked(mark) == [], "processes carrying the run's mark are alive"
+            port = coordinator.ports.get("server")
+            assert port, "the run never learnt its server's port"
+            left = lab_leftovers.sockets_left(port)
+            assert left == [], f"sockets of the run on port {port} left in the kernel: {left}"
+        assert all(row.state == "TIME_WAIT" for row in record.leftover), record.leftover
+        return record
+
+    return run
+
+
+# -- the note's story ------------------------------------------------------------
+
+
+def table(snapshot: Snapshot | None) -> list[tuple]:
+    """role, state, Recv-Q, Send-Q of every socket in a snapshot."""
+    assert snapshot is not None
+    return [(row.role, row.state, row.recv_q, row.send_q) for row in snapshot.sockets]
+
+
+LISTENER = ("listener", "LISTEN", 0, 0)
+
+
+def fact(record: Record, label: str, name: str):
+    event = record.event(label)
+    assert event is not None, f"no step {label}"
+    return event.facts[name]
+
+
+def check_close_story(record: Record) -> None:
+    assert (record.experiment, record.run) == ("close", "close")
+    assert table(record.snapshot("client:sent")) == [
+        LISTENER,
+        ("server", "ESTABLISHED", 12, 0),  # sent, not read yet
+        ("client", "ESTABLISHED", 0, 0),
+    ]
+    assert table(record.snapshot("client:closed")) == [
+        LISTENER,
+        ("server", "CLOSE_WAIT", 13, 0),  # 12 bytes and the FIN
+        ("client", "FIN_WAIT2", 0, 0),
+    ]
+    assert table(record.snapshot("server:received")) == [LISTENER, ("server", "CLOSE_WAIT", 0, 0), ("client", "FIN_WAIT2", 0, 0)]
+    # The send to the closed client is answered with a reset: both ends are gone.
+    assert table(record.snapshot("server:sent")) == [LISTENER]
+    assert table(record.final) == [LISTENER]
+    assert record.final.at == "end" and record.final.caption == "Both programs have finished"
+    assert fact(record, "server:received", "data") == {"bytes": "b'Hello, world'"}
+    assert fact(record, "server:received#2", "data") == {"bytes": "b''"}
+    error = fact(record, "client:recv failed", "error")["exception"]
+    assert (error["type"], error["errno_name"]) == ("OSError", "EBADF")
+    assert record.programs["client"].stdout == "closed\nrecv failed: [Errno 9] EBADF: Bad file descriptor (OSError)\n"
+    assert record.programs["server"].stdout.splitlines()[1:] == [
+        "success recv",
+        "data: b'Hello, world'",
+        "success send",
+        "success recv",
+        "data: b''",
+    ]
+    assert record.programs["server"].stdout.startswith("Connected by ('127.0.0.1', ")
+    assert (record.programs["client"].exit_status, record.programs["server"].exit_status) == (0, -9)
+    assert record.leftover == []
+
+
+def check_echo_before_shut_rd_story(record: Record) -> None:
+    assert (record.experiment, record.run) == ("shutdown", "echo-before-shut-rd")
+    assert table(record.snapshot("client:sent")) == [LISTENER, ("server", "ESTABLISHED", 12, 0), ("client", "ESTABLISHED", 0, 0)]
+    # Taken when the server's child is let go past "accepted": the client is held after SHUT_WR.
+    assert table(record.snapshot("server:accepted")) == [LISTENER, ("server", "CLOSE_WAIT", 13, 0), ("client", "FIN_WAIT2", 0, 0)]
+    assert table(record.snapshot("server:received")) == [LISTENER, ("server", "CLOSE_WAIT", 0, 0), ("client", "FIN_WAIT2", 0, 0)]
+    # The echo waits in the client's receive queue, and is still there after SHUT_RD.
+    assert table(record.snapshot("server:sent")) == [LISTENER, ("server", "CLOSE_WAIT", 0, 0), ("client", "FIN_WAIT2", 12, 0)]
+    assert table(record.snapshot("client:shut_rd")) == [LISTENER, ("server", "CLOSE_WAIT", 0, 0), ("client", "FIN_WAIT2", 12, 0)]
+    assert table(record.snapshot("client:received")) == [LISTENER, ("server", "CLOSE_WAIT", 0, 0), ("client", "FIN_WAIT2", 0, 0)]
+    assert table(record.final) == [LISTENER, ("client", "TIME_WAIT", 0, 0)]
+    assert [(row.role, row.state) for row in record.leftover] == [("client", "TIME_WAIT")]
+    assert fact(record, "client:received", "data") == {"bytes": "b'Hello, world'"}
+    assert fact(record, "server:received", "data") == {"bytes": "b'Hello, world'"}
+    assert fact(record, "server:received#2", "data") == {"bytes": "b''"}
+    assert record.programs["client"].stdout == "shut_wr\nshut_rd\nReceived b'Hello, world'\n"
+    assert (record.programs["client"].exit_status, record.programs["server"].exit_status) == (0, -9)
+
+
+def check_echo_after_shut_rd_story(record: Record) -> None:
+    assert (record.experiment, record.run) == ("shutdown", "echo-after-shut-rd")
+    assert table(record.snapshot("client:sent")) == [LISTENER, ("server", "ESTABLISHED", 12, 0), ("client", "ESTABLISHED", 0, 0)]
+    assert table(record.snapshot("client:shut_wr")) == [LISTENER, ("server", "CLOSE_WAIT", 13, 0), ("client", "FIN_WAIT2", 0, 0)]
+    assert table(record.snapshot("client:shut_rd")) == [LISTENER, ("server", "CLOSE_WAIT", 13, 0), ("client", "FIN_WAIT2", 0, 0)]
+    assert table(record.snapshot("server:accepted")) == [LISTENER, ("server", "CLOSE_WAIT", 13, 0), ("client", "FIN_WAIT2", 0, 0)]
+    assert table(record.snapshot("server:received")) == [LISTENER, ("server", "CLOSE_WAIT", 0, 0), ("client", "FIN_WAIT2", 0, 0)]
+    # The echo reaches a client shut for reading: it answers with a reset, and both ends are gone.
+    assert table(record.snapshot("server:sent")) == [LISTENER]
+    assert table(record.final) == [LISTENER]
+    assert record.leftover == []
+    # recv() after SHUT_RD returned b'' at once, before the server had even read the request.
+    assert fact(record, "client:received", "data") == {"bytes": "b''"}
+    assert record.event("client:received").epoch < record.event("server:received").epoch
+    assert fact(record, "server:received", "data") == {"bytes": "b'Hello, world'"}
+    assert fact(record, "server:received#2", "data") == {"bytes": "b''"}
+    assert record.programs["client"].stdout == "shut_wr\nshut_rd\nReceived b''\n"
+    assert (record.programs["client"].exit_status, record.programs["server"].exit_status) == (0, -9)
+
+
+STORIES = {
+    ("close", "close"): check_close_story,
+    ("shutdown", "echo-before-shut-rd"): check_echo_before_shut_rd_story,
+    ("shutdown", "echo-after-shut-rd"): check_echo_after_shut_rd_story,
+}
+RUNS = pytest.mark.parametrize("experiment, run", list(STORIES), ids=[run for _, run in STORIES])
+
+
+@RUNS
+def test_story(lab_run, experiment, run):
+    record = lab_run(load_experiment(experiment), run)
+    STORIES[experiment, run](record)
+    # Events come in the run's order, each with the table taken when it was reached.
+    assert [e.label for e in record.events] == [s.label for s in load_experiment(experiment).run(run).steps]
+    assert all(e.snapshot is not None and e.snapshot.at == e.label for e in record.events)
+    # The record survives JSON unchanged.
+    assert Record.from_json(record.to_json()) == record
+
+
+def normalised_json(record: Record) -> str:
+    return json.dumps(record.normalised(), sort_keys=True, indent=1)
+
+
+def assert_all_equal(texts: list[str], what: str) -> None:
+    for number, text in enumerate(texts[1:], start=2):
+        if text != texts[0]:
+            diff = "\n".join(difflib.unified_diff(texts[0].splitlines(), text.splitlines(), "run 1", f"run {number}", lineterm=""))
+            pytest.fail(f"{what}: run {number} differs from run 1 (normalised records):\n{diff[:6000]}")
+
+
+@RUNS
+def test_repeated_runs_capture_the_same(lab_run, experiment, run):
+    found = load_experiment(experiment)
+    records = [lab_run(found, run) for _ in range(REPEATS)]
+    STORIES[experiment, run](records[0])
+    # The ports really differ from run to run; normalising is what makes them equal.
+    assert len({r.ports["server"] for r in records}) > 1
+    assert_all_equal([normalised_json(r) for r in records], f"{REPEATS} runs of {experiment}/{run}")
+
+
+BURN = "while True: pass"
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+@RUNS
+def test_repeated_runs_under_cpu_load_capture_the_same(lab_run, experiment, run):
+    found = load_experiment(experiment)
+    baseline = lab_run(found, run)  # on an idle machine
+    burners = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(os.cpu_count() or 2)]
+    try:
+        started = time.monotonic()
+        records = [lab_run(found, run) for _ in range(REPEATS)]
+        elapsed = time.monotonic() - started
+        assert [b.poll() for b in burners] == [None] * len(burners), "a CPU burner stopped early"
+        burnt = [cpu_seconds(b.pid) for b in burners]
+    finally:
+        for burner in burners:
+            burner.kill()
+        for burner in burners:
+            burner.wait()
+    # The load was real: each burner kept (at least) a good share of a core busy throughout.
+    assert all(seconds > 0.3 * elapsed for seconds in burnt), (burnt, elapsed)
+    STORIES[experiment, run](records[0])
+    assert_all_equal([normalised_json(r) for r in [baseline, *records]], f"{experiment}/{run} idle, then {REPEATS} runs under load")
+
+
+# -- runs that go wrong ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def broken():
+    return load_experiments(FIXTURES / "broken" / "experiments.toml")
+
+
+def test_hung_client_is_stopped_at_the_deadline(lab_run, broken):
+    started = time.monotonic()
+    with pytest.raises(ExperimentError) as error:
+        lab_run(broken["hang"], "recv-forever", deadline=1.0)
+    elapsed = time.monotonic() - started
+    assert 1.0 <= elapsed < 2.5, elapsed
+    message = str(error.value)
+    assert message.startswith(
+        "experiment 'hang', run 'recv-forever': no progress within 1 s while waiting for client:answered to be reached."
+    )
+    assert "  client (client-hang.py): running, last step 'waiting'  <- stuck" in message
+    assert "  server (server.py): running, last step 'accepted'\n" in message
+    assert message.endswith(
+        "--- last output of server (server.py) ---\nfixture server accepted a connection\n"
+        "--- last output of client (client-hang.py) ---\nclient-hang: waiting for an answer that never comes"
+    )
+
+
+def test_run_waiting_for_a_step_that_never_comes(lab_run, broken):
+    started = time.monotonic()
+    with pytest.raises(ExperimentError) as error:
+        lab_run(broken["hang"], "step-never-comes", deadline=0.5)
+    assert time.monotonic() - started < 2.0
+    message = str(error.value)
+    assert message.startswith(
+        "experiment 'hang', run 'step-never-comes': no progress within 0.5 s while waiting for client:no-such-step to be reached."
+    )
+    assert "client (client-hang.py): running, last step 'waiting'  <- stuck" in message
+    assert "client-hang: waiting for an answer that never comes" in message
+
+
+def test_program_hanging_after_its_last_step(lab_run, broken):
+    """The deadline of the experiment itself (1 s in its experiments.toml) applies."""
+    started = time.monotonic()
+    with pytest.raises(ExperimentError) as error:
+        lab_run(broken["hang"], "after-last-step")
+    assert 1.0 <= time.monotonic() - started < 2.5
+    message = str(error.value)
+    assert message.startswith(
+        "experiment 'hang', run 'after-last-step': no progress within 1 s while waiting for "
+        "the client and the server's children to finish."
+    )
+    assert "client (client-hang.py): running, last step 'waiting'" in message
+    assert message.endswith("client-hang: waiting for an answer that never comes")
+
+
+def test_crashing_client_fails_the_run_at_once(lab_run, broken):
+    started = time.monotonic()
+    with pytest.raises(ExperimentError) as error:
+        lab_run(broken["crash"], "raises")  # deadline 10 s: the crash must not wait for it
+    assert time.monotonic() - started < 3.0
+    message = str(error.value)
+    assert message.startswith(
+        "experiment 'crash', run 'raises': client (client-crash.py) exited with status 1 while the run was "
+        "waiting for client:closed; its last step was 'sent'."
+    )
+    tail = message.split("--- last output of client (client-crash.py) ---\n")[1]
+    assert tail.startswith("client-crash: sent, now giving up\nTraceback (most recent call last):")
+    assert 'raise RuntimeError("fixture client gives up on purpose")' in tail
+    assert tail.endswith("RuntimeError: fixture client gives up on purpose")
+
+
+def test_unexpected_step(lab_run, broken):
+    started = time.monotonic()
+    with pytest.raises(ExperimentError) as error:
+        lab_run(broken["surprise"], "unlisted-step")
+    assert time.monotonic() - started < 3.0
+    message = str(error.value)
+    assert message.startswith(
+        "experiment 'surprise', run 'unlisted-step': client reached step 'surprise', which run 'unlisted-step' "
+        "does not list next; it was waiting for client:done."
+    )
+    assert message.endswith("client-surprise: about to surprise the lab")
+
+
+def test_experiments_file_given_by_a_relative_path(lab_run, monkeypatch):
+    """The programs run in their own folder, so their paths must not stay relative to ours."""
+    monkeypatch.chdir(FIXTURES)
+    experiments = load_experiments(Path("broken/experiments.toml"))
+    with pytest.raises(ExperimentError) as error:
+        lab_run(experiments["surprise"], "unlisted-step")
+    assert "client reached step 'surprise'" in str(error.value)
