@@ -1,0 +1,54 @@
+# Build the site and run the tests in a private virtualenv (.venv) made from
+# the pinned requirements.txt.  A fresh clone needs only python3 (3.11) with
+# venv and pip: `make html` and `make test` each set up .venv if it is missing.
+
+PYTHON ?= python3
+VENV := .venv
+VENV_PYTHON := $(VENV)/bin/python
+# Touched once requirements.txt is installed; older than requirements.txt means "install again".
+VENV_STAMP := $(VENV)/.requirements-installed
+
+SOURCEDIR := docs
+BUILDDIR := _build
+SPHINXOPTS ?=
+PYTESTOPTS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv html test livehtml bench clean
+
+help:
+	@echo "Targets (each sets up $(VENV) from requirements.txt first, if needed):"
+	@echo "  make html      build the site into $(BUILDDIR)/html (warnings are errors)"
+	@echo "  make test      run the whole test suite"
+	@echo "  make livehtml  serve the site, rebuilding on every change to $(SOURCEDIR)/ or examples/"
+	@echo "  make bench     measure capture and build times (tools/bench.py)"
+	@echo "  make clean     remove $(BUILDDIR)/ (the built site and the capture cache)"
+	@echo "Variables: PYTHON=$(PYTHON) (makes the venv), SPHINXOPTS='$(SPHINXOPTS)' (e.g. -j auto), PYTESTOPTS='$(PYTESTOPTS)'"
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): requirements.txt
+	@echo "Setting up $(VENV) from requirements.txt ..."
+	@test -x $(VENV_PYTHON) || $(PYTHON) -m venv $(VENV)
+	@$(VENV_PYTHON) -m pip install --quiet --disable-pip-version-check --requirement requirements.txt
+	@touch $@
+	@echo "$(VENV) is ready."
+
+html: $(VENV_STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -b html -c . $(SPHINXOPTS) $(SOURCEDIR) $(BUILDDIR)/html
+
+test: $(VENV_STAMP)
+	$(VENV_PYTHON) -m pytest $(PYTESTOPTS)
+
+# PYTHONDONTWRITEBYTECODE: running the examples must not write __pycache__ into
+# the watched examples/ folder (each write would trigger another rebuild).
+livehtml: $(VENV_STAMP)
+	PYTHONDONTWRITEBYTECODE=1 $(VENV)/bin/sphinx-autobuild -c . $(SPHINXOPTS) \
+		--watch examples --re-ignore '/__pycache__(/|$$)' --ignore '$(BUILDDIR)' \
+		$(SOURCEDIR) $(BUILDDIR)/html
+
+bench: $(VENV_STAMP)
+	$(VENV_PYTHON) tools/bench.py
+
+clean:
+	rm -rf $(BUILDDIR)
