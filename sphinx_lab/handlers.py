@@ -1,0 +1,246 @@
+"""The ``doctree-read`` handler: load the experiment, get the record, fill the placeholders.
+
+This runs once per page read, after the page is parsed and before its
+doctree is pickled, so the pickled doctree (and every builder) sees only
+standard nodes.  A page that Sphinx does not re-read runs nothing.  Each
+page notes every file its experiments depend on, so editing an example
+re-reads exactly the pages that use it.
+
+Per page, each experiment is loaded and each run captured at most once, and
+a failure is reported once, at the first place that needs it; across pages
+the disk cache does the sharing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from docutils import nodes
+
+from lab.findings import Check, CheckSyntaxError, evaluate, parse_check
+from lab.record import Record
+from lab.schedule import Experiment, Run, ScheduleError, load_experiment
+
+from . import render
+from .capture import CaptureCache, CaptureError, CaptureJob, capture
+from .config import LabSettings
+from .logs import LabWarning, logger, warn
+from .nodes import PLACEHOLDERS, lab_finding
+
+if TYPE_CHECKING:
+    from sphinx.application import Sphinx
+
+EXECUTE_OFF = "lab_execute is off"
+
+
+@dataclass
+class Failure:
+    """Something a placeholder needed could not be had; warned about once per page."""
+
+    summary: str
+    detail: str
+    warned: bool = False
+
+
+def fill_placeholders(app: Sphinx, doctree: nodes.document) -> None:
+    found = [node for node in doctree.findall(lambda n: isinstance(n, PLACEHOLDERS))]
+    if found:
+        page = Page(app, LabSettings.from_app(app))
+        for node in found:
+            page.fill(node)
+        _number(app, doctree)
+
+
+def _number(app: Sphinx, doctree: nodes.document) -> None:
+    """Give the new captioned blocks and titled tables ids, as Sphinx's AutoNumbering would have.
+
+    That transform ran before doctree-read; without ids the html writer
+    cannot link to a table or code caption (and says so).
+    """
+    domain = app.env.domains.standard_domain
+    for node in doctree.findall(nodes.Element):
+        if domain.is_enumerable_node(node) and domain.get_numfig_title(node) is not None and not node["ids"]:
+            doctree.note_implicit_target(node)
+
+
+@dataclass
+class Page:
+    app: Sphinx
+    settings: LabSettings
+    experiments: dict[str, Experiment | Failure] = field(default_factory=dict)
+    unknown_runs: dict[tuple[str, str], Failure] = field(default_factory=dict)
+    records: dict[tuple[str, str], Record | Failure] = field(default_factory=dict)
+
+    def fill(self, node: nodes.Element) -> None:
+        loaded = self._load(node)
+        if isinstance(node, lab_finding):
+            self._fill_finding(node, loaded)
+        elif isinstance(loaded, Failure):
+            node.replace_self(self._failed(node, loaded))
+        else:
+            node.replace_self(self._part(node, *loaded))
+
+    # -- the experiment and its record ------------------------------------------
+
+    def _load(self, node: nodes.Element) -> tuple[Experiment, Run] | Failure:
+        name = node["experiment"]
+        if name is None:  # a finding without :experiment:, already warned about
+            return Failure("no experiment given", "", warned=True)
+        if name not in self.experiments:
+            self.experiments[name] = self._read_experiment(name)
+        experiment = self.experiments[name]
+        if isinstance(experiment, Failure):
+            return experiment
+        try:
+            return experiment, experiment.run(node["run"])
+        except ScheduleError as error:
+            return self.unknown_runs.setdefault((name, node["run"]), Failure(f"no such run: {error}", ""))
+
+    def _read_experiment(self, name: str) -> Experiment | Failure:
+        # Noted before reading, so fixing a broken experiments.toml re-reads the page.
+        for path in (self.settings.experiments_file, *self.settings.lab_files()):
+            self._depend_on(path)
+        try:
+            experiment = load_experiment(name, self.settings.experiments_file)
+        except (ScheduleError, OSError) as error:
+            return Failure(f"cannot load experiment {name!r}: {error}", "")
+        for path in experiment.files():
+            self._depend_on(path)
+        return experiment
+
+    def _depend_on(self, path: Path) -> None:
+        if path.exists():
+            self.app.env.note_dependency(os.fspath(path))
+
+    def _record(self, experiment: Experiment, run: Run) -> Record | Failure:
+        key = (experiment.name, run.name)
+        if key not in self.records:
+            self.records[key] = self._capture(experiment, run)
+        return self.records[key]
+
+    def _capture(self, experiment: Experiment, run: Run) -> Record | Failure:
+        lab_dir = self.settings.lab_dir
+        job = CaptureJob(
+            experiment=experiment.name,
+            run=run.name,
+            client=experiment.programs["client"],
+            experiment_files=tuple(experiment.files()),
+            lab_files=self.settings.lab_files(),
+            deadline=experiment.deadline,
+            deadline_override=self.settings.deadline,
+            lab_home=lab_dir.parent,
+        )
+
+        def announce() -> None:
+            logger.info("lab: capturing %s ... ", job.label, nonl=True)
+
+        try:
+            result = capture(job, CaptureCache(self.settings.cache_dir), starting=announce)
+        except CaptureError as error:
+            logger.info("failed")
+            return Failure(f"the capture of {job.label} failed: {error.reason}", str(error))
+        if result.from_cache:
+            logger.info("lab: %s from cache", job.label)
+        else:
+            logger.info("done in %.2f s", result.seconds)
+        return result.record
+
+    def _warn_once(self, node: nodes.Element, failure: Failure) -> None:
+        if not failure.warned:
+            failure.warned = True
+            message = failure.detail if failure.detail else failure.summary
+            warn(LabWarning.CAPTURE, message, node)
+
+    def _failed(self, node: nodes.Element, failure: Failure) -> nodes.Node:
+        first = not failure.warned
+        self._warn_once(node, failure)
+        # The first place shows the details; later ones on the page point to it.
+        return _located(render.failure(failure.summary, failure.detail if first else None), node)
+
+    # -- the parts of an experiment block ----------------------------------------
+
+    def _part(self, node: nodes.Element, experiment: Experiment, run: Run) -> nodes.Node | list[nodes.Node]:
+        kind, program = node["kind"], node["program"]
+        if kind == "source":
+            return _located(render.source(experiment.programs[program]), node)
+        if kind == "note":
+            return _located(render.note_output(Path(node["note_path"]).read_text(encoding="utf-8")), node)
+        if not self.settings.execute:
+            # Said once, where the outputs would be, and not again under the tables.
+            return [] if kind == "capture" else _located(render.not_captured(EXECUTE_OFF), node)
+        record = self._record(experiment, run)
+        if isinstance(record, Failure):
+            return self._failed(node, record)
+        if kind == "output":
+            made = render.output(program, record.programs[program])
+        elif kind == "states":
+            made = render.states(record)
+        else:
+            made = [render.capture_note(record)]
+        return [_located(part, node) for part in made]
+
+    # -- findings -------------------------------------------------------------------
+
+    def _fill_finding(self, node: lab_finding, loaded: tuple[Experiment, Run] | Failure) -> None:
+        checks = self._parse_checks(node)
+        if isinstance(loaded, Failure):
+            self._warn_once(node, loaded)
+            return self._verdict(node, "unchecked", f"Not checked: {loaded.summary}.")
+        if not self.settings.execute:
+            return self._verdict(node, "unchecked", f"Not checked: {EXECUTE_OFF}.")
+        record = self._record(*loaded)
+        if isinstance(record, Failure):
+            self._warn_once(node, record)
+            return self._verdict(node, "unchecked", f"Not checked: {record.summary}.")
+        failing, unusable = [], len(node["checks"]) - len(checks)
+        for check, line in checks:
+            try:
+                outcome = evaluate(check, record)
+            except CheckSyntaxError as error:
+                self._check_warning(node, line, str(error))
+                unusable += 1
+                continue
+            if not outcome.holds:
+                failing.append(f"{check.text!r} (line {line}) fails: {outcome.observed}")
+        where = f"this build's capture of {record.experiment}/{record.run}"
+        if failing:
+            warn(LabWarning.FINDING, f"finding does not hold: {node['claim']!r}\n  " + "\n  ".join(failing), node)
+            return self._verdict(node, "fails", f"Does not hold in {where}: " + "; ".join(failing) + ".")
+        if not node["checks"]:
+            return self._verdict(node, "unchecked", "Not checked: it has no checks.")
+        if unusable:
+            total = len(node["checks"])
+            return self._verdict(node, "unchecked", f"Not checked: {unusable} of its {_checks(total)} could not be used.")
+        return self._verdict(node, "holds", f"Holds in {where} ({_checks(len(checks))}).")
+
+    def _parse_checks(self, node: lab_finding) -> list[tuple[Check, int]]:
+        parsed = []
+        for text, line in node["checks"]:
+            try:
+                parsed.append((parse_check(text), line))
+            except CheckSyntaxError as error:
+                self._check_warning(node, line, str(error))
+        return parsed
+
+    def _check_warning(self, node: lab_finding, line: int, message: str) -> None:
+        # The check's own line, not the directive's: that is where the fix goes.
+        warn(LabWarning.CHECK_SYNTAX, f"bad check in finding {node['claim']!r}: {message}", f"{node.source}:{line}")
+
+    def _verdict(self, node: lab_finding, status: str, text: str) -> None:
+        if isinstance(node.parent, nodes.admonition):
+            node.parent["classes"].append(status)
+        node.replace_self(_located(render.verdict(text, status), node))
+
+
+def _checks(count: int) -> str:
+    return "1 check" if count == 1 else f"{count} checks"
+
+
+def _located(made: nodes.Node, placeholder: nodes.Element) -> nodes.Node:
+    """Give a made node the placeholder's source and line, for any later message about it."""
+    made.source, made.line = placeholder.source, placeholder.line
+    return made
+
