@@ -37,6 +37,8 @@ Warnings all have type ``lab``, a location, and one of these subtypes (so
 ``lab.finding``       a finding that does not hold in this build's capture (with what was observed)
 ``lab.check-syntax``  a check line that is malformed or names a step or snapshot the run lacks;
                       reported even when ``lab_execute`` is off, where only the syntax is checked
+``lab.markup``        a MyST ```` ```{finding} ```` fence read as plain text, because its first
+                      line holds backticks (CommonMark forbids them there): use ``:::{finding}``
 
 Nothing is written to the source, configuration or examples folders.
 """

@@ -46,12 +46,32 @@ class Failure:
 
 
 def fill_placeholders(app: Sphinx, doctree: nodes.document) -> None:
+    _warn_unread_fences(doctree)
     found = [node for node in doctree.findall(lambda n: isinstance(n, PLACEHOLDERS))]
     if found:
         page = Page(app, LabSettings.from_app(app))
         for node in found:
             page.fill(node)
         _number(app, doctree)
+
+
+def _warn_unread_fences(doctree: nodes.document) -> None:
+    """Catch a MyST directive that silently became a paragraph.
+
+    CommonMark forbids backticks on the opening line of a backtick fence, so
+    ```` ```{finding} After ``close()`` ... ```` is not a directive at all: its
+    checks would never run and nothing would say so.
+    """
+    for paragraph in doctree.findall(nodes.paragraph):
+        text = paragraph.astext()
+        for name in ("experiment", "finding"):
+            if text.startswith(f"```{{{name}}}"):
+                message = (
+                    f"this ```{{{name}}} fence was read as plain text, not as a directive: the first line of a "
+                    f"backtick fence cannot hold backticks; write it as :::{{{name}}} ... ::: "
+                    f"(myst_enable_extensions = ['colon_fence'])"
+                )
+                warn(LabWarning.MARKUP, message, paragraph)
 
 
 def _number(app: Sphinx, doctree: nodes.document) -> None:

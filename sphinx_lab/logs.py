@@ -23,6 +23,7 @@ class LabWarning(StrEnum):
     CAPTURE = "capture"  # unknown experiment or run, or the run could not be captured
     FINDING = "finding"  # a finding that does not hold in this build's capture
     CHECK_SYNTAX = "check-syntax"  # a check line that is malformed or names what the run lacks
+    MARKUP = "markup"  # a MyST ```{finding} or ```{experiment} fence that was read as plain text
 
 
 def warn(subtype: LabWarning, message: str, location: object) -> None:

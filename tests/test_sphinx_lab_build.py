@@ -98,6 +98,8 @@ def test_myst_page(app: SphinxTestApp) -> None:
     assert re.search(r"index\.md:7: WARNING: finding does not hold: .*\n.*ESTABLISHED.* \(line 11\) fails: .*CLOSE_WAIT", warnings)
     assert re.search(r"index\.md:12: WARNING: bad check in finding .*'bogus check'.*\[lab\.check-syntax\]", warnings)
     assert '<div class="finding fails admonition">' in html
+    # A fence MyST could not read as a directive is not silently left as text.
+    assert re.search(r"index\.md:15: WARNING: this ```\{finding\} fence was read as plain text.*\[lab\.markup\]", warnings)
 
 
 @pytest.mark.sphinx("html", testroot="lab-errors", srcdir="lab-errors", confoverrides=REAL)
