@@ -64,9 +64,17 @@ def setup(app: Sphinx) -> ExtensionMetadata:
         app.add_config_value(name, default, rebuild, types, description)  # type: ignore[arg-type]
 
     # The handlers import the lab; conf.py's values are readable already.
-    make_lab_importable(examples_dir(app))
-    with no_bytecode():
-        from . import directives, handlers, nodes
+    folder = examples_dir(app)
+    make_lab_importable(folder)
+    try:
+        with no_bytecode():
+            from . import directives, handlers, nodes
+    except ModuleNotFoundError as error:
+        if error.name != "lab":
+            raise
+        from sphinx.errors import ExtensionError
+
+        raise ExtensionError(f"sphinx_lab: cannot import the lab: no {folder / 'lab'} (set lab_examples_dir)") from error
 
     app.add_node(nodes.lab_placeholder)
     app.add_node(nodes.lab_finding)

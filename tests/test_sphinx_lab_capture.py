@@ -49,6 +49,16 @@ def test_module_imports_nothing_from_sphinx() -> None:
     assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
 
 
+def test_command_is_the_readers_own() -> None:
+    job = job_for(EXAMPLES, "close")
+    command = job.command(Path("/tmp/record.json"))
+    assert command == [sys.executable, str(EXAMPLES / "client-close.py"), "--run", "close", "--json", "/tmp/record.json", "--quiet"]
+    assert job.timeout == job.deadline + capture_module.TIMEOUT_MARGIN
+    slow = job_for(EXAMPLES, "close", deadline=12.5)  # lab_deadline: passed on, and the timeout follows it
+    assert slow.command(Path("/tmp/r.json"))[-2:] == ["--deadline", "12.5"]
+    assert slow.timeout == 12.5 + capture_module.TIMEOUT_MARGIN
+
+
 def test_key_changes_with_every_input(examples_copy: Path) -> None:
     job = job_for(examples_copy, "close")
     first = cache_key(job)
