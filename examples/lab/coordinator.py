@@ -105,6 +105,7 @@ class Coordinator:
         self.connection_program: dict[socket.socket, str] = {}
         self.occurrences: dict[tuple[str, str], int] = {}
         self.ports: dict[str, int] = {}
+        self.stale: set[tuple] = set()  # (local, remote) of sockets on the server port that predate the run
         self.events: list[Event] = []
         self.states_source = ""
         self.deadline = 0.0
@@ -140,6 +141,13 @@ class Coordinator:
         self._start("server", port=0)
         server_port = self._wait_for_port()
         self.ports["server"] = server_port
+        # Before our client exists, any connection on this port belongs to an earlier one that the
+        # kernel still keeps in TIME_WAIT (the port was free to hand out again): not ours to show.
+        self.stale = {
+            (s.local, s.remote)
+            for s in read_table().sockets
+            if s.state != "LISTEN" and server_port in (s.local.port, s.remote.port)
+        }
         self._start("client", port=server_port)
         for step in self.run.steps:
             self.waiting_for = step.label
@@ -331,6 +339,10 @@ class Coordinator:
         port = self.ports["server"]
         rows = []
         for sock in reading.sockets:
+            if (sock.local, sock.remote) in self.stale:
+                if sock.state == "TIME_WAIT":
+                    continue
+                self.stale.discard((sock.local, sock.remote))  # our client was given that very pair again
             if sock.state == "LISTEN" and sock.local.port == port:
                 role = "listener"
             elif sock.local.port == port:
