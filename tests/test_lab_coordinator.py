@@ -325,3 +325,45 @@ def test_experiments_file_given_by_a_relative_path(lab_run, monkeypatch):
     with pytest.raises(ExperimentError) as error:
         lab_run(experiments["surprise"], "unlisted-step")
     assert "client reached step 'surprise'" in str(error.value)
+
+
+def test_time_wait_of_an_earlier_connection_is_not_part_of_the_run(lab_run, monkeypatch):
+    """The kernel hands out a server port again while an earlier client's end to it is in TIME_WAIT.
+
+    Seen under load in the repeated runs: that stale socket was shown as the
+    run's client in every table.  Here the port is reused on purpose.
+    """
+    import socket
+
+    from lab.sockets import read_table
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        earlier = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = listener.accept()
+        earlier_port = earlier.getsockname()[1]
+        earlier.close()  # the active close: the earlier client's end goes to TIME_WAIT
+        accepted.close()
+
+    def stale_rows():
+        return [(s.state, s.local.port) for s in read_table().sockets if s.remote.port == port]
+
+    end = time.monotonic() + 3
+    while stale_rows() != [("TIME_WAIT", earlier_port)]:
+        assert time.monotonic() < end, stale_rows()
+
+    monkeypatch.setenv("LAB_TEST_SERVER_PORT", str(port))
+    experiment = load_experiments(FIXTURES / "stale-time-wait" / "experiments.toml")["close-on-a-used-port"]
+    record = lab_run(experiment)
+    assert record.ports["server"] == port
+    assert ("TIME_WAIT", earlier_port) in stale_rows()  # it was there all along
+    assert record.ports["client"] != earlier_port
+    for snapshot in record.all_snapshots():
+        assert f"127.0.0.1:{earlier_port}" not in {row.local for row in snapshot.sockets}, snapshot
+    assert table(record.snapshot("client:sent")) == [LISTENER, ("server", "ESTABLISHED", 12, 0), ("client", "ESTABLISHED", 0, 0)]
+    assert table(record.snapshot("client:closed")) == [LISTENER, ("server", "CLOSE_WAIT", 13, 0), ("client", "FIN_WAIT2", 0, 0)]
+    assert table(record.snapshot("server:sent")) == [LISTENER]
+    assert table(record.final) == [LISTENER]
+    assert record.leftover == []
