@@ -132,8 +132,8 @@ def test_read_table_live_pair():
             # Not accepted yet: the connection waits in the listener's accept queue (Recv-Q 1).
             listening, server, client_rows = _poll_table(
                 by_role,
-                lambda found: found[1] and found[1][0].state == "ESTABLISHED",
-                "the server end established",
+                lambda found: found[1] and found[1][0].state == "ESTABLISHED" and found[0] and found[0][0].recv_q == 1,
+                "the server end established and waiting in the accept queue",
             )
             assert listening == [TcpSocket(Endpoint("127.0.0.1", port), Endpoint("0.0.0.0", 0), "LISTEN", 1, 0)]
             conn, _ = listener.accept()
@@ -142,8 +142,8 @@ def test_read_table_live_pair():
                 # Sent, not read: the 12 bytes wait in the server end's receive queue.
                 listening, server, client_rows = _poll_table(
                     by_role,
-                    lambda found: found[1] and found[1][0].recv_q == 12,
-                    "Recv-Q 12 at the server end",
+                    lambda found: found[1] and found[1][0].recv_q == 12 and found[2] and found[2][0].send_q == 0,
+                    "Recv-Q 12 at the server end, and the client's bytes acknowledged",
                 )
                 assert listening[0].recv_q == 0  # accepted now
                 assert server == [
