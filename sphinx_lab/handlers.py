@@ -47,7 +47,7 @@ class Failure:
 
 def fill_placeholders(app: Sphinx, doctree: nodes.document) -> None:
     _warn_unread_fences(doctree)
-    found = [node for node in doctree.findall(lambda n: isinstance(n, PLACEHOLDERS))]
+    found = list(doctree.findall(lambda n: isinstance(n, PLACEHOLDERS)))
     if found:
         page = Page(app, LabSettings.from_app(app))
         for node in found:
