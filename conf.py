@@ -34,7 +34,7 @@ nitpicky = True
 
 html_theme = "alabaster"
 html_title = project
-html_static_path = ["_static"]
+html_static_path = ["docs/_static"]  # relative to this file
 html_css_files = ["lab.css"]
 html_theme_options = {
     "description": "How a TCP connection ends, shown by live experiments",

@@ -42,9 +42,9 @@ def handle(conn: socket.socket, addr: tuple) -> None:
     print("data:", data)
     step("received", data=data)
 
-    conn.send(data)  # echo it back
+    sent = conn.send(data)  # echo it back; returns how many bytes the kernel took
     print("success send")
-    step("sent")
+    step("sent", bytes_sent=sent)
 
     data = conn.recv(1024)
     print("success recv")
@@ -75,7 +75,7 @@ def serve(host: str, port: int) -> None:
             sys.stdout.flush()
             os._exit(0)  # leave without running the parent's clean-up code
         # The parent: the child holds the connection now.  Closing our copy sends
-        # nothing; the connection lives on in the child (see the page on fork).
+        # nothing; a connection ends only when its last reference is closed.
         conn.close()
 
 

@@ -39,7 +39,7 @@ def client_command_line(main: Callable[[str, int], None], script_file: str) -> N
     script = Path(script_file).resolve()
     doc = sys.modules["__main__"].__doc__
     try:
-        experiment = experiment_for_client(script)
+        experiment = experiment_for_client(script, script.parent / "experiments.toml")
     except ScheduleError as error:
         sys.exit(f"error: {error}")
     args = _parser(script, doc, [run.name for run in experiment.runs]).parse_args()

@@ -13,7 +13,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1  # bump when the JSON layout changes; cached records are then ignored
+SCHEMA_VERSION = 2  # bump when the JSON layout changes; cached records are then ignored
 
 ROLE_ORDER = ("listener", "server", "client")
 
