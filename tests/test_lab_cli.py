@@ -249,7 +249,7 @@ def test_stuck_client_exits_2_at_the_deadline_given(cli, fixture_examples):
 def test_broken_experiments_file_is_reported(cli, fixture_examples):
     (fixture_examples / "experiments.toml").write_text("[broken\n")
     done = cli("client-crash.py", cwd=fixture_examples)
-    assert done.returncode != 0
+    assert done.returncode == 2  # like a failed run: the experiment cannot be run
     assert done.stdout == ""
     assert done.stderr.startswith(f"error: {fixture_examples / 'experiments.toml'}: ")
     assert "Traceback" not in done.stderr

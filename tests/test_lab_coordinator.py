@@ -256,8 +256,8 @@ def test_hung_client_is_stopped_at_the_deadline(lab_run, broken):
     assert "  client (client-hang.py): running, last step 'waiting'  <- stuck" in message
     assert "  server (server.py): running, last step 'accepted'\n" in message
     assert message.endswith(
-        "--- last output of server (server.py) ---\nfixture server accepted a connection\n"
-        "--- last output of client (client-hang.py) ---\nclient-hang: waiting for an answer that never comes"
+        "--- last output of server (server.py) ---\n[stdout]\nfixture server accepted a connection\n"
+        "--- last output of client (client-hang.py) ---\n[stdout]\nclient-hang: waiting for an answer that never comes"
     )
 
 
@@ -300,7 +300,8 @@ def test_crashing_client_fails_the_run_at_once(lab_run, broken):
         "waiting for client:closed; its last step was 'sent'."
     )
     tail = message.split("--- last output of client (client-crash.py) ---\n")[1]
-    assert tail.startswith("client-crash: sent, now giving up\nTraceback (most recent call last):")
+    # stdout and stderr are labelled apart, so a long traceback cannot push out the last print.
+    assert tail.startswith("[stdout]\nclient-crash: sent, now giving up\n[stderr]\nTraceback (most recent call last):")
     assert 'raise RuntimeError("fixture client gives up on purpose")' in tail
     assert tail.endswith("RuntimeError: fixture client gives up on purpose")
 

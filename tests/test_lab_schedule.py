@@ -104,6 +104,13 @@ def test_malformed_toml_names_the_file(tmp_path):
     assert "line 1" in str(error.value)
 
 
+def test_a_top_level_value_is_not_an_experiment(tmp_path):
+    path = _write(tmp_path, "deadline = 3\n")
+    with pytest.raises(ScheduleError) as error:
+        load_experiments(path)
+    assert str(error.value) == "my-experiments.toml: 'deadline' is not an experiment: write it as [deadline] with its settings"
+
+
 @pytest.mark.parametrize(
     "steps, expected",
     [

@@ -41,7 +41,8 @@ def client_command_line(main: Callable[[str, int], None], script_file: str) -> N
     try:
         experiment = experiment_for_client(script, script.parent / "experiments.toml")
     except ScheduleError as error:
-        sys.exit(f"error: {error}")
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)  # the same status as a run that fails: the experiment cannot be run
     args = _parser(script, doc, [run.name for run in experiment.runs]).parse_args()
 
     if args.port is not None:

@@ -88,8 +88,13 @@ class Program:
     exceptions: list[dict] = field(default_factory=list)
 
     def tail(self) -> str:
-        lines = (self.stdout.decode(errors="replace") + self.stderr.decode(errors="replace")).splitlines()
-        return "\n".join(lines[-TAIL_LINES:]) or "(no output)"
+        """The last lines of stdout and of stderr, each labelled: a traceback must not hide the last print."""
+        parts = []
+        for label, stream in (("stdout", self.stdout), ("stderr", self.stderr)):
+            lines = stream.decode(errors="replace").splitlines()
+            if lines:
+                parts.append(f"[{label}]\n" + "\n".join(lines[-TAIL_LINES:]))
+        return "\n".join(parts) or "(no output)"
 
 
 class Coordinator:
@@ -457,14 +462,29 @@ class Coordinator:
 
     def _timeout_message(self, what: str) -> str:
         self._drain_output()
-        stuck = self.waiting_for.split(":")[0] if ":" in self.waiting_for else None
+        stuck = self._stuck_programs()
         lines = [self._where() + f"no progress within {self.deadline_seconds:g} s while waiting for {what}."]
         for program in self.programs.values():
             status = program.process.poll()
             state = "running" if status is None else f"exited with status {status}"
-            marker = "  <- stuck" if program.name == stuck else ""
+            marker = "  <- stuck" if program.name in stuck else ""
             lines.append(f"  {program.name} ({program.script.name}): {state}, last step {program.last_step!r}{marker}")
         return "\n".join(lines) + self._tails()
+
+
+    def _stuck_programs(self) -> set[str]:
+        """Which programs the run was waiting on when time ran out."""
+        program, colon, _ = self.waiting_for.partition(":")
+        if colon and program in self.programs:
+            return {program}  # waiting for one of its steps
+        stuck = set()
+        for program_ in self.programs.values():
+            pids = processes.descendants([program_.process.pid])
+            if program_.name == "client" and program_.process.poll() is None:
+                stuck.add("client")  # it should have finished, or parked
+            elif program_.name == "server" and (processes.busy(pids) or len(pids) > 1 and not self.parked):
+                stuck.add("server")  # its child is still running
+        return stuck
 
 
 def _ordinal(n: int) -> str:

@@ -113,6 +113,8 @@ def load_experiments(path: Path = EXPERIMENTS_FILE) -> dict[str, Experiment]:
         raise ScheduleError(f"{path}: {error}") from error
     experiments = {}
     for name, table in data.items():
+        if not isinstance(table, dict):
+            raise ScheduleError(f"{path.name}: {name!r} is not an experiment: write it as [{name}] with its settings")
         programs = {}
         for program in PROGRAMS:
             if program not in table:
