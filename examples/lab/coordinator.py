@@ -378,6 +378,12 @@ class Coordinator:
             if self.selector.select(0):
                 return None  # a message or output not read yet: handle it first
             rows = self._quiet_rows()
+            if self.selector.select(0):
+                # Asked again after the processes were seen at rest: one may have been
+                # forked after _quiet_rows() listed the processes, then reported its step
+                # and gone to rest, all while we looked.  Its report must count before
+                # this snapshot, not after it.  (A slow table read used to hide this.)
+                return None
             agreed = rows if rows is not None and rows == previous[0] else None
             previous[0] = rows
             return agreed
