@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from lab.processes import descendants
+from lab.processes import descendants, wait_for_exit
 from lab.record import SCHEMA_VERSION, Record
 
 TIMEOUT_MARGIN = 5.0  # seconds on top of the run's deadline: start-up and the coordinator's own clean-up
@@ -244,7 +244,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except (ProcessLookupError, subprocess.TimeoutExpired):
         pass
     own_group = os.getpgrp()
-    for pid in [*tree, *descendants([process.pid])]:
+    everyone = [*tree, *descendants([process.pid])]
+    for pid in everyone:
         try:
             group = os.getpgid(pid)
             if group != own_group:
@@ -253,3 +254,5 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except (ProcessLookupError, PermissionError):
             pass
     process.wait()
+    # A killed process dies a moment later, not during kill(): wait for the exits themselves.
+    wait_for_exit(everyone, timeout=GRACE_SECONDS)
