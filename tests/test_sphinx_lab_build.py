@@ -76,7 +76,7 @@ def test_the_notes_story_is_in_the_page(app: SphinxTestApp) -> None:
         assert f">{title}</button>" in html
     assert "socket.error: [Errno 9] Bad file descriptor" in html  # from note-client.txt
     assert '<span class="caption-text">client-close.py</span>' in html
-    assert "socket states from /proc/net/tcp" in html
+    assert "socket states from netlink sock_diag (what ss reads)" in html
     assert '<div class="finding holds admonition">' in html
     assert "Holds in this build's capture of close/close (2 checks)." in html
     # The whole run's tables, the final one included, for the shutdown run too.
