@@ -55,7 +55,7 @@ def sphinx_build(out: Path, cache: Path, execute: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement, median reported (default 3)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per measurement, median reported (default 5)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lab-bench-"))
     try:
@@ -66,7 +66,8 @@ def main() -> None:
                 client = experiment.programs["client"]
                 command = [sys.executable, str(client), "--run", run.name, "--quiet"]
                 seconds = timed(lambda: subprocess.run(command, check=True), args.repeat)
-                print(f"  {experiment.name}/{run.name:<24} {seconds:6.3f} s")
+                label = f"{experiment.name}/{run.name}"
+                print(f"  {label:<42} {seconds:6.3f} s")
 
         out, cache = work / "out", work / "cache"
 
