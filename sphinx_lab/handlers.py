@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from docutils import nodes
-
 from lab.findings import Check, CheckSyntaxError, evaluate, parse_check
 from lab.record import Record
 from lab.schedule import Experiment, Run, ScheduleError, load_experiment

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from docutils import nodes
-
 from lab.record import ProgramResult, Record, Snapshot, SocketRow
 
 if TYPE_CHECKING:

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from lab.coordinator import ExperimentError  # noqa: F401  (the CLI's errors are these, printed)
 from lab.record import Record
 

@@ -18,9 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import lab.coordinator
+import pytest
 from lab.coordinator import Coordinator, ExperimentError
 from lab.record import Record, Snapshot
 from lab.schedule import load_experiment, load_experiments

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from lab.coordinator import run_experiment
 from lab.findings import Check, CheckSyntaxError, evaluate, parse_check
 from lab.record import Record

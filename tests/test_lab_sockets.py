@@ -6,7 +6,13 @@ import socket
 import sys
 import time
 
-from lab.sockets import Endpoint, TcpSocket, parse_bsd_netstat, parse_proc_net_tcp, read_table
+from lab.sockets import (
+    Endpoint,
+    TcpSocket,
+    parse_bsd_netstat,
+    parse_proc_net_tcp,
+    read_table,
+)
 
 # Recorded by hand in the layout of Linux /proc/net/tcp (x86, little-endian: the
 # address words are printed in host byte order, so 127.0.0.1 reads 0100007F).

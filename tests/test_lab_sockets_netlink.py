@@ -20,9 +20,14 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-
 from lab import sockets as lab_sockets
-from lab.sockets import Endpoint, TcpSocket, parse_proc_net_tcp, read_netlink_table, read_table
+from lab.sockets import (
+    Endpoint,
+    TcpSocket,
+    parse_proc_net_tcp,
+    read_netlink_table,
+    read_table,
+)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="NETLINK_SOCK_DIAG is Linux's")
 

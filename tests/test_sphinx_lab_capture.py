@@ -10,10 +10,17 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from lab.schedule import load_experiment
+
 from sphinx_lab import capture as capture_module
-from sphinx_lab.capture import CaptureCache, CaptureError, CaptureJob, cache_key, capture, run_capture
+from sphinx_lab.capture import (
+    CaptureCache,
+    CaptureError,
+    CaptureJob,
+    cache_key,
+    capture,
+    run_capture,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

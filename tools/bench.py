@@ -25,8 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
@@ -65,7 +65,7 @@ def main() -> None:
             for run in experiment.runs:
                 client = experiment.programs["client"]
                 command = [sys.executable, str(client), "--run", run.name, "--quiet"]
-                seconds = timed(lambda: subprocess.run(command, check=True), args.repeat)
+                seconds = timed(lambda command=command: subprocess.run(command, check=True), args.repeat)
                 label = f"{experiment.name}/{run.name}"
                 print(f"  {label:<42} {seconds:6.3f} s")
 

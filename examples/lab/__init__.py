@@ -11,7 +11,7 @@ Standard library only, and nothing from Sphinx: the documentation build runs
 the examples through the same command line a reader uses.
 """
 
-from typing import Callable
+from collections.abc import Callable
 
 from .participant import step
 

@@ -36,10 +36,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 from . import processes
 from .participant import CONTROL_ENV, PROGRAM_ENV
@@ -450,7 +450,7 @@ class Coordinator:
                 "system": platform.system(),
                 "kernel": platform.release(),
                 "python": platform.python_version(),
-                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
                 "processes_checked": processes.CAN_SEE_PROCESSES,
             },
         )
