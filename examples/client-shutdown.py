@@ -50,7 +50,8 @@ def main(host: str, port: int) -> None:
     try:
         data = s.recv(1024)
     except OSError as e:
-        print(f"recv failed: [Errno {e.errno}] {errno.errorcode[e.errno]}: {e.strerror} ({type(e).__name__})")
+        name = errno.errorcode[e.errno]  # e.g. EBADF: the name to look up in man 2 recv
+        print(f"recv failed: [Errno {e.errno}] {name}: {e.strerror} ({type(e).__name__})")
         step("recv failed", error=e)
     else:
         print("Received", repr(data))
