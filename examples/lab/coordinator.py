@@ -107,9 +107,9 @@ class Coordinator:
         self.programs: dict[str, Program] = {}
         self.parked: list[Report] = []
         self.connections: dict[socket.socket, bytearray] = {}  # control connection -> unread bytes
-        self.connection_program: dict[socket.socket, str] = {}
         self.occurrences: dict[tuple[str, str], int] = {}
         self.ports: dict[str, int] = {}
+        self.reported_port: int | None = None  # what the server's first step said
         self.stale: set[tuple] = set()  # (local, remote) of sockets on the server port that predate the run
         self.events: list[Event] = []
         self.states_source = ""
@@ -210,27 +210,27 @@ class Coordinator:
             elif key.data == "control":
                 self._read_control(key.fileobj)  # type: ignore[arg-type]
             else:
-                self._read_output(key.fileobj, *key.data)  # type: ignore[arg-type]
+                name, which = key.data
+                if self._drain(self.programs[name], which):
+                    self.selector.unregister(key.fileobj)
 
-    def _read_output(self, stream: object, name: str, which: str) -> None:
+    def _drain(self, program: Program, which: str) -> bool:
+        """Read all that is in one of a program's pipes now; True once the pipe is closed."""
+        stream = getattr(program.process, which)
         try:
-            chunk = os.read(stream.fileno(), 65536)  # type: ignore[attr-defined]
+            while chunk := os.read(stream.fileno(), 65536):
+                getattr(program, which).extend(chunk)
         except BlockingIOError:
-            return
-        if not chunk:
-            self.selector.unregister(stream)
-            return
-        getattr(self.programs[name], which).extend(chunk)
+            return False  # nothing more for now
+        except (ValueError, OSError):
+            pass  # closed by us already
+        return True
 
     def _drain_output(self) -> None:
         """Read every byte already written to the programs' pipes."""
         for program in self.programs.values():
-            for stream, which in ((program.process.stdout, "stdout"), (program.process.stderr, "stderr")):
-                try:
-                    while chunk := os.read(stream.fileno(), 65536):  # type: ignore[union-attr]
-                        getattr(program, which).extend(chunk)
-                except (BlockingIOError, ValueError, OSError):
-                    pass
+            for which in ("stdout", "stderr"):
+                self._drain(program, which)
 
     def _read_control(self, connection: socket.socket) -> None:
         try:
@@ -273,8 +273,8 @@ class Coordinator:
                 epoch=self.snapshots_taken,
             )
         )
-        if program.name == "server" and "port" in message["facts"] and "server" not in self.ports:
-            self.ports["server-reported"] = int(message["facts"]["port"])
+        if program.name == "server" and "port" in message["facts"] and self.reported_port is None:
+            self.reported_port = int(message["facts"]["port"])
 
     def _release(self, report: Report) -> None:
         self.parked.remove(report)
@@ -296,8 +296,9 @@ class Coordinator:
             self._pump(min(remaining, poll) if poll is not None else min(remaining, 0.05))
 
     def _wait_for_port(self) -> int:
-        self._wait_until(lambda: "server-reported" in self.ports, "the server to report its port")
-        return self.ports.pop("server-reported")
+        self._wait_until(lambda: self.reported_port is not None, "the server to report its port")
+        assert self.reported_port is not None
+        return self.reported_port
 
     def _parked_at(self, step: Step) -> Report | None:
         return next(
