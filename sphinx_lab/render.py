@@ -68,13 +68,18 @@ def _status(program: str, status: int | None) -> str:
 
 
 def states(record: Record) -> list[nodes.Node]:
-    """One table per snapshot, in the order the run took them (the final one last)."""
-    return [_table(snapshot) for snapshot in record.snapshots()]
+    """One table per snapshot, in the order the run took them (the final one last).
+
+    Numbered per run ("Table 2: ..."), so a page's text can point at a table
+    and the number stays right wherever the page sits in the site.
+    """
+    return [_table(snapshot, number) for number, snapshot in enumerate(record.snapshots(), start=1)]
 
 
-def _table(snapshot: Snapshot) -> nodes.table:
+def _table(snapshot: Snapshot, number: int) -> nodes.table:
     table = nodes.table(classes=["lab-states"])
-    table += nodes.title(snapshot.caption, snapshot.caption)
+    title = f"Table {number}: {snapshot.caption}"
+    table += nodes.title(title, title)
     group = nodes.tgroup(cols=len(COLUMNS))
     table += group
     group.extend(nodes.colspec(colwidth=width) for width in COLUMN_WIDTHS)

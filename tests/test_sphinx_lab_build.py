@@ -62,12 +62,12 @@ def test_the_notes_story_is_in_the_page(app: SphinxTestApp) -> None:
     html = (app.outdir / "index.html").read_text()
 
     # The table after the client's close(): the server's end in CLOSE_WAIT, 12 bytes + FIN unread.
-    rows = table(app, "After the client's close()")
+    rows = table(app, "Table 2: After the client's close()")  # numbered in the run's order
     assert rows[0] == ["Proto", "Recv-Q", "Send-Q", "Local Address", "Foreign Address", "State", "Who"]
     server = next(row for row in rows if row[-1] == "server")
     assert (server[1], server[5]) == ("13", "CLOSE_WAIT")
     assert next(row for row in rows if row[-1] == "client")[5] == "FIN_WAIT2"
-    assert "<span class=\"caption-text\">After the client's close()</span>" in html
+    assert "<span class=\"caption-text\">Table 2: After the client's close()</span>" in html
 
     # The server's second recv() returned b'': the FIN.
     assert "data: b''" in html
@@ -80,7 +80,7 @@ def test_the_notes_story_is_in_the_page(app: SphinxTestApp) -> None:
     assert '<div class="finding holds admonition">' in html
     assert "Holds in this build's capture of close/close (2 checks)." in html
     # The whole run's tables, the final one included, for the shutdown run too.
-    assert table(app, "Both programs have finished")
+    assert table(app, "Table 5: Both programs have finished")
     progress = lab_lines(status_of(app))
     assert len(progress) == 2 and all(re.fullmatch(r"lab: capturing \S+ \.\.\. done in [\d.]+ s", line) for line in progress)
     # Only standard nodes (and sphinx-tabs') are left: no placeholder reached a writer.

@@ -19,8 +19,10 @@ def format_table(rows: list[SocketRow]) -> str:
     return "\n".join(lines)
 
 
-def _snapshot_block(snapshot: Snapshot) -> list[str]:
-    return ["", f"  == {snapshot.caption} ==", *("  " + line for line in format_table(snapshot.sockets).splitlines()), ""]
+def _snapshot_block(snapshot: Snapshot, number: int) -> list[str]:
+    # Numbered per run, as on the pages, so the terminal and the page tell the same story.
+    title = f"  == Table {number}: {snapshot.caption} =="
+    return ["", title, *("  " + line for line in format_table(snapshot.sockets).splitlines()), ""]
 
 
 def _printed(program: str, text: str) -> list[str]:
@@ -35,6 +37,7 @@ def format_story(record: Record) -> str:
     lines.append("")
     # Steps are shown in the order they were reached, between the snapshots that
     # came before and after them; that order is fixed by the run, not by timing.
+    shown = 0
     for epoch, snapshot in enumerate(record.all_snapshots()):
         for event in (e for e in record.events if e.epoch == epoch):
             lines += _printed(event.program, event.output)
@@ -43,7 +46,8 @@ def format_story(record: Record) -> str:
             for program in record.programs:
                 lines += _printed(program, record.tail_output(program))
         if snapshot.shown:
-            lines += _snapshot_block(snapshot)
+            shown += 1
+            lines += _snapshot_block(snapshot, shown)
     for name, result in record.programs.items():
         if result.stderr.strip():
             lines.append(f"  {name} wrote on stderr:")
