@@ -13,13 +13,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from docutils import nodes
-from lab.record import ProgramResult, Record, Snapshot, SocketRow
+from lab.record import TABLE_COLUMNS, ProgramResult, Record, Snapshot
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-# Like `netstat -tan`, with the part each socket plays.
-COLUMNS = ("Proto", "Recv-Q", "Send-Q", "Local Address", "Foreign Address", "State", "Who")
+COLUMNS = TABLE_COLUMNS
 COLUMN_WIDTHS = (5, 6, 6, 21, 21, 12, 8)  # relative widths, for the latex builder
 
 
@@ -86,7 +85,7 @@ def _table(snapshot: Snapshot, number: int) -> nodes.table:
     head = nodes.thead()
     head += _row(COLUMNS)
     body = nodes.tbody()
-    body.extend(_row(_cells(row)) for row in snapshot.sockets)
+    body.extend(_row(row.cells()) for row in snapshot.sockets)
     if not snapshot.sockets:
         empty = _row(["(no socket of this experiment exists)"])
         empty[0]["morecols"] = len(COLUMNS) - 1
@@ -94,10 +93,6 @@ def _table(snapshot: Snapshot, number: int) -> nodes.table:
     group += head
     group += body
     return table
-
-
-def _cells(row: SocketRow) -> tuple[str, ...]:
-    return ("tcp", str(row.recv_q), str(row.send_q), row.local, row.remote, row.state, row.role)
 
 
 def _row(cells: Sequence[str]) -> nodes.row:

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from . import processes
 from .participant import CONTROL_ENV, PROGRAM_ENV
-from .record import ROLE_ORDER, Event, ProgramResult, Record, Snapshot, SocketRow
+from .record import ROLE_ORDER, Event, ProgramResult, Record, Snapshot, SocketRow, step_label
 from .schedule import Experiment, Run, Step
 from .sockets import AWAITING_PEER, TableReading, read_table
 
@@ -72,7 +72,7 @@ class Report:
 
     @property
     def label(self) -> str:
-        return f"{self.program}:{self.step}" + (f"#{self.occurrence}" if self.occurrence > 1 else "")
+        return step_label(self.program, self.step, self.occurrence)
 
 
 @dataclass

@@ -17,6 +17,14 @@ SCHEMA_VERSION = 2  # bump when the JSON layout changes; cached records are then
 
 ROLE_ORDER = ("listener", "server", "client")
 
+# A state table's columns: those of `netstat -tan`, then the part each socket plays.
+TABLE_COLUMNS = ("Proto", "Recv-Q", "Send-Q", "Local Address", "Foreign Address", "State", "Who")
+
+
+def step_label(program: str, step: str, occurrence: int) -> str:
+    """How runs, records and findings name a step: ``client:closed``, ``server:received#2``."""
+    return f"{program}:{step}" + (f"#{occurrence}" if occurrence > 1 else "")
+
 
 @dataclass
 class SocketRow:
@@ -28,6 +36,10 @@ class SocketRow:
     state: str
     recv_q: int
     send_q: int
+
+    def cells(self) -> tuple[str, ...]:
+        """The row's values, in the order of TABLE_COLUMNS."""
+        return ("tcp", str(self.recv_q), str(self.send_q), self.local, self.remote, self.state, self.role)
 
 
 @dataclass
@@ -55,8 +67,7 @@ class Event:
 
     @property
     def label(self) -> str:
-        suffix = f"#{self.occurrence}" if self.occurrence > 1 else ""
-        return f"{self.program}:{self.step}{suffix}"
+        return step_label(self.program, self.step, self.occurrence)
 
 
 @dataclass

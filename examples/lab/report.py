@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from .record import Record, Snapshot, SocketRow
+from .record import TABLE_COLUMNS, Record, Snapshot, SocketRow
 
-HEADER = f"{'Proto':<5} {'Recv-Q':>6} {'Send-Q':>6} {'Local Address':<23} {'Foreign Address':<23} {'State':<12} Who"
+# netstat -tan's widths and alignment, column by column; the last column runs free.
+_LAYOUT = ((5, "<"), (6, ">"), (6, ">"), (23, "<"), (23, "<"), (12, "<"))
+
+
+def _line(cells: tuple[str, ...]) -> str:
+    fixed = " ".join(f"{cell:{align}{width}}" for cell, (width, align) in zip(cells, _LAYOUT))
+    return f"{fixed} {cells[-1]}"
+
+
+HEADER = _line(TABLE_COLUMNS)
 
 
 def format_row(row: SocketRow) -> str:
-    return f"{'tcp':<5} {row.recv_q:>6} {row.send_q:>6} {row.local:<23} {row.remote:<23} {row.state:<12} {row.role}"
+    return _line(row.cells())
 
 
 def format_table(rows: list[SocketRow]) -> str:

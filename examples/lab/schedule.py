@@ -17,6 +17,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .record import step_label
+
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent
 EXPERIMENTS_FILE = EXAMPLES_DIR / "experiments.toml"
 PROGRAMS = ("server", "client")
@@ -37,8 +39,7 @@ class Step:
 
     @property
     def label(self) -> str:
-        suffix = f"#{self.occurrence}" if self.occurrence > 1 else ""
-        return f"{self.program}:{self.name}{suffix}"
+        return step_label(self.program, self.name, self.occurrence)
 
 
 @dataclass(frozen=True)
