@@ -99,10 +99,6 @@ class TableReading:
     available: bool = True
 
 
-class SocketTableUnavailable(RuntimeError):
-    """This system offers no way to read the TCP table."""
-
-
 def _decode_proc_address(text: str) -> Endpoint:
     """Decode ``0100007F:C358`` (IPv4) or the 32-hex-digit IPv6 form.
 
