@@ -13,7 +13,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 2  # bump when the JSON layout changes; cached records are then ignored
+SCHEMA_VERSION = 3  # bump when the JSON layout changes; cached records are then ignored
 
 ROLE_ORDER = ("listener", "server", "client")
 
@@ -51,6 +51,40 @@ class Snapshot:
 
     def row(self, role: str) -> SocketRow | None:
         return next((row for row in self.sockets if row.role == role), None)
+
+
+# TCP flags in the order tcpdump prints them; Packet.flags keeps this order.
+FLAG_ORDER = ("SYN", "FIN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
+
+
+@dataclass
+class Packet:
+    """A TCP segment that crossed the experiment's loopback, as tcpdump would show it.
+
+    Sequence numbers are relative, as tcpdump prints them: ``seq`` counts from
+    the sender's initial sequence number (its SYN is 0), ``ack`` from the
+    receiver's.  ``step`` ties the segment to the run: it is the label of the
+    step whose snapshot came right after the segment was seen (the FIN that
+    ``close()`` sends belongs to ``client:closed``), or ``"end"`` for the
+    segments seen after the last step.
+    """
+
+    time: float  # seconds since the run's first segment
+    sender: str  # "client" or "server"
+    flags: list[str]  # names from FLAG_ORDER, in that order
+    seq: int
+    ack: int | None  # None when the ACK flag is off
+    length: int  # payload bytes
+    window: int  # the receive window the sender advertised, in bytes (scaled)
+    step: str
+
+    @property
+    def receiver(self) -> str:
+        return "server" if self.sender == "client" else "client"
+
+    def flags_text(self) -> str:
+        """``SYN, ACK``: the flags as a reader would say them."""
+        return ", ".join(self.flags)
 
 
 @dataclass
@@ -94,6 +128,9 @@ class Record:
     ports: dict[str, int]
     states_source: str  # where the tables came from, or why there are none
     metadata: dict[str, Any]
+    packets: list[Packet] = field(default_factory=list)  # every TCP segment of the run, in order
+    packets_source: str = ""  # how the segments were captured, or why there are none
+    isolation: str = ""  # where the run took place: its own network namespace, or the machine's loopback
     schema: int = SCHEMA_VERSION
 
     # -- looking things up ---------------------------------------------------
@@ -138,6 +175,7 @@ class Record:
         data["events"] = [Event(**(raw | {"snapshot": snapshot(raw["snapshot"])})) for raw in data["events"]]
         data["final"] = snapshot(data["final"])
         data["leftover"] = [SocketRow(**row) for row in data["leftover"]]
+        data["packets"] = [Packet(**raw) for raw in data.get("packets", [])]
         return cls(**data)
 
     def normalised(self) -> dict[str, Any]:
@@ -148,6 +186,8 @@ class Record:
         data = asdict(self)
         data.pop("metadata")
         data.pop("ports")
+        for packet in data["packets"]:
+            packet.pop("time")  # the order of the segments stays; their timing is the machine's
         by_port = {port: f"<{role}-port>" for role, port in self.ports.items()}
         patterns = [(re.compile(rf"(?<!\d){port}(?!\d)"), f"<{role}-port>") for role, port in self.ports.items()]
 
