@@ -98,6 +98,7 @@ class Event:
     output: str  # what the program printed on stdout since its previous step
     epoch: int  # how many snapshots had been taken when the step was reached
     snapshot: Snapshot | None = None  # taken when the run reached this step
+    call: str = ""  # the socket call the program made just before this step, e.g. "close()" (experiments.toml)
 
     @property
     def label(self) -> str:
