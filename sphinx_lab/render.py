@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from docutils import nodes
-from lab.record import TABLE_COLUMNS, ProgramResult, Record, Snapshot
+from lab.record import PACKET_COLUMNS, TABLE_COLUMNS, Packet, ProgramResult, Record
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 COLUMNS = TABLE_COLUMNS
 COLUMN_WIDTHS = (5, 6, 6, 21, 21, 12, 8)  # relative widths, for the latex builder
+PACKET_WIDTHS = (9, 16, 12, 5, 5, 6, 7)
 
 
 def literal(text: str, language: str = "text") -> nodes.literal_block:
@@ -67,29 +68,60 @@ def _status(program: str, status: int | None) -> str:
 
 
 def states(record: Record) -> list[nodes.Node]:
-    """One table per snapshot, in the order the run took them (the final one last).
+    """The run step by step: each shown table, with the segments that crossed the wire beside it.
 
-    Numbered per run ("Table 2: ..."), so a page's text can point at a table
-    and the number stays right wherever the page sits in the site.
+    Tables are numbered per run ("Table 2: ..."), so a page's text can point
+    at a table and the number stays right wherever the page sits in the site.
+    A step with segments but no table of its own (the handshake, say) gets
+    its segments alone.
     """
-    return [_table(snapshot, number) for number, snapshot in enumerate(record.snapshots(), start=1)]
+    made: list[nodes.Node] = []
+    number = 0
+    for snapshot in record.all_snapshots():
+        packets = record.packets_at(snapshot.at)
+        step = nodes.container(classes=["lab-step"])
+        if snapshot.shown:
+            number += 1
+            step += _table(f"Table {number}: {snapshot.caption}", COLUMNS, COLUMN_WIDTHS,
+                           [row.cells() for row in snapshot.sockets], "(no socket of this experiment exists)",
+                           "lab-states")
+            if packets:
+                step += _packet_table(f"On the wire, up to Table {number}", packets)
+        elif packets:
+            step += _packet_table(f"On the wire: {_step_words(record, snapshot.at)}", packets)
+        if len(step):
+            made.append(step)
+    return made
 
 
-def _table(snapshot: Snapshot, number: int) -> nodes.table:
-    table = nodes.table(classes=["lab-states"])
-    title = f"Table {number}: {snapshot.caption}"
+def _step_words(record: Record, label: str) -> str:
+    """``the client's connect()``: the call (or step) a snapshot followed, in words."""
+    event = record.event(label)
+    if event is None:
+        return "after the last step"
+    return f"the {event.program}'s {event.call or event.step}"
+
+
+def _packet_table(title: str, packets: list[Packet]) -> nodes.table:
+    return _table(title, PACKET_COLUMNS, PACKET_WIDTHS, [p.cells() for p in packets], "", "lab-packets")
+
+
+def _table(
+    title: str, columns: Sequence[str], widths: Sequence[int], rows: list[tuple[str, ...]], empty: str, kind: str
+) -> nodes.table:
+    table = nodes.table(classes=[kind])
     table += nodes.title(title, title)
-    group = nodes.tgroup(cols=len(COLUMNS))
+    group = nodes.tgroup(cols=len(columns))
     table += group
-    group.extend(nodes.colspec(colwidth=width) for width in COLUMN_WIDTHS)
+    group.extend(nodes.colspec(colwidth=width) for width in widths)
     head = nodes.thead()
-    head += _row(COLUMNS)
+    head += _row(columns)
     body = nodes.tbody()
-    body.extend(_row(row.cells()) for row in snapshot.sockets)
-    if not snapshot.sockets:
-        empty = _row(["(no socket of this experiment exists)"])
-        empty[0]["morecols"] = len(COLUMNS) - 1
-        body += empty
+    body.extend(_row(cells) for cells in rows)
+    if not rows:
+        placeholder = _row([empty])
+        placeholder[0]["morecols"] = len(columns) - 1
+        body += placeholder
     group += head
     group += body
     return table
@@ -107,11 +139,15 @@ def capture_note(record: Record) -> nodes.paragraph:
     meta = record.metadata
     text = (
         f"Captured on {meta.get('system')} {meta.get('kernel')}, Python {meta.get('python')}, "
-        f"at {meta.get('date')}; socket states from {record.states_source}. "
+        f"at {meta.get('date')}, in {record.isolation}; socket states from {record.states_source}; "
+        f"packets: {record.packets_source}. "
     )
     if record.leftover:
         left = "; ".join(f"the {row.role}'s {row.local} in {row.state}" for row in record.leftover)
-        text += f"Left in the kernel after the run: {left} (no program holds it; the kernel drops it by itself)."
+        gone = "it went with the run's network namespace" if record.isolation.startswith("a network namespace") else (
+            "the kernel drops it by itself"
+        )
+        text += f"Left in the kernel after the run: {left} (no program holds it; {gone})."
     else:
         text += "Nothing of the run was left in the kernel afterwards."
     return nodes.paragraph("", text, classes=["lab-capture-note"])

@@ -30,42 +30,34 @@ REPEATS = 20
 
 @pytest.fixture
 def lab_run(monkeypatch, lab_leftovers):
-    """``run_experiment(experiment, run, deadline)``, checked afterwards for what the run left behind."""
-    coordinators: list[Coordinator] = []
-    reported_pids: list[int] = []
-    original_init, original_handle = Coordinator.__init__, Coordinator._handle_message
+    """``run_experiment(experiment, run, deadline, isolation)``, checked afterwards for what it left behind.
 
-    def init(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        coordinators.append(self)
+    The run happens in a forked child (in a network namespace of its own when
+    it can), so what we check comes back with its result: the pids of every
+    process it started or heard from, and its server port.
+    """
 
-    def handle_message(self, connection, message):
-        reported_pids.append(message["pid"])  # every process that talked to the lab, forked children included
-        return original_handle(self, connection, message)
-
-    monkeypatch.setattr(Coordinator, "__init__", init)
-    monkeypatch.setattr(Coordinator, "_handle_message", handle_message)
-
-    def run(experiment, run_name=None, deadline=None) -> Record:
+    def run(experiment, run_name=None, deadline=None, isolation=None) -> Record:
         mark = lab_leftovers.new_mark()
-        reported_pids.clear()
-        count = len(coordinators)
         monkeypatch.setenv(lab_leftovers.mark_env, mark)  # inherited by both programs and their children
+        pids: list[int] = []
+        port, namespaced = None, False
         try:
-            record = lab.coordinator.run_experiment(experiment, run_name, deadline)
+            record = lab.coordinator.run_experiment(experiment, run_name, deadline, isolation)
+            pids, port = record.metadata["pids"], record.ports.get("server")
+            namespaced = record.isolation.startswith("a network namespace")
+        except ExperimentError as error:
+            pids, port = error.pids, error.server_port
+            namespaced = isolation != "loopback" and os.geteuid() == 0
+            raise
         finally:
             monkeypatch.delenv(lab_leftovers.mark_env)
-            assert len(coordinators) == count + 1
-            coordinator = coordinators[-1]
-            started = [program.process.pid for program in coordinator.programs.values()]
-            assert started, "the run started no program"
-            pids = started + reported_pids
+            assert pids, "the run started no program"
             assert lab_leftovers.existing(pids) == [], f"processes of the run still exist (pids {pids})"
             assert lab_leftovers.processes_marked(mark) == [], "processes carrying the run's mark are alive"
-            port = coordinator.ports.get("server")
-            assert port, "the run never learnt its server's port"
-            left = lab_leftovers.sockets_left(port)
-            assert left == [], f"sockets of the run on port {port} left in the kernel: {left}"
+            if port and not namespaced:  # a namespace takes its sockets with it
+                left = lab_leftovers.sockets_left(port)
+                assert left == [], f"sockets of the run on port {port} left in the kernel: {left}"
         assert all(row.state == "TIME_WAIT" for row in record.leftover), record.leftover
         return record
 
@@ -82,6 +74,19 @@ def table(snapshot: Snapshot | None) -> list[tuple]:
 
 
 LISTENER = ("listener", "LISTEN", 0, 0)
+
+# The note's handshake, as every run opens: the segments tied to the client's connect().
+HANDSHAKE = [
+    ("client:connected", "client", "SYN", 0, None, 0),
+    ("client:connected", "server", "SYN+ACK", 0, 1, 0),
+    ("client:connected", "client", "ACK", 1, 1, 0),
+]
+
+
+def segments(record: Record) -> list[tuple]:
+    """Each captured segment: the step it belongs to, sender, flags, relative seq and ack, length."""
+    assert record.packets_source.startswith("AF_PACKET"), record.packets_source
+    return [(p.step, p.sender, "+".join(p.flags), p.seq, p.ack, p.length) for p in record.packets]
 
 
 def fact(record: Record, label: str, name: str):
@@ -122,6 +127,14 @@ def check_close_story(record: Record) -> None:
     assert record.programs["server"].stdout.startswith("Connected by ('127.0.0.1', ")
     assert (record.programs["client"].exit_status, record.programs["server"].exit_status) == (0, -9)
     assert record.leftover == []
+    assert segments(record) == HANDSHAKE + [
+        ("client:sent", "client", "PSH+ACK", 1, 1, 12),
+        ("client:sent", "server", "ACK", 1, 13, 0),
+        ("client:closed", "client", "FIN+ACK", 13, 1, 0),  # close() sends a FIN ...
+        ("client:closed", "server", "ACK", 1, 14, 0),  # ... which the server's kernel acknowledges alone
+        ("server:sent", "server", "PSH+ACK", 1, 14, 12),  # the echo ...
+        ("server:sent", "client", "RST", 14, None, 0),  # ... meets a reset: no program reads there any more
+    ]
 
 
 def check_echo_before_shut_rd_story(record: Record) -> None:
@@ -141,6 +154,17 @@ def check_echo_before_shut_rd_story(record: Record) -> None:
     assert fact(record, "server:received#2", "data") == {"bytes": "b''"}
     assert record.programs["client"].stdout == "shut_wr\nshut_rd\nReceived b'Hello, world'\n"
     assert (record.programs["client"].exit_status, record.programs["server"].exit_status) == (0, -9)
+    assert segments(record) == HANDSHAKE + [
+        ("client:sent", "client", "PSH+ACK", 1, 1, 12),
+        ("client:sent", "server", "ACK", 1, 13, 0),
+        # The client's shutdown(SHUT_WR) happened before the server's accept step was let go.
+        ("server:accepted", "client", "FIN+ACK", 13, 1, 0),
+        ("server:accepted", "server", "ACK", 1, 14, 0),
+        ("server:sent", "server", "PSH+ACK", 1, 14, 12),  # the echo is accepted and acknowledged
+        ("server:sent", "client", "ACK", 14, 13, 0),
+        ("end", "server", "FIN+ACK", 13, 14, 0),  # the server's child closes when it is done
+        ("end", "client", "ACK", 14, 14, 0),
+    ]
 
 
 def check_echo_after_shut_rd_story(record: Record) -> None:
@@ -161,6 +185,15 @@ def check_echo_after_shut_rd_story(record: Record) -> None:
     assert fact(record, "server:received#2", "data") == {"bytes": "b''"}
     assert record.programs["client"].stdout == "shut_wr\nshut_rd\nReceived b''\n"
     assert (record.programs["client"].exit_status, record.programs["server"].exit_status) == (0, -9)
+    assert segments(record) == HANDSHAKE + [
+        ("client:sent", "client", "PSH+ACK", 1, 1, 12),
+        ("client:sent", "server", "ACK", 1, 13, 0),
+        ("client:shut_wr", "client", "FIN+ACK", 13, 1, 0),
+        ("client:shut_wr", "server", "ACK", 1, 14, 0),
+        # shutdown(SHUT_RD) sent nothing: no segment is tied to client:shut_rd.
+        ("server:sent", "server", "PSH+ACK", 1, 14, 12),
+        ("server:sent", "client", "RST", 14, None, 0),  # a client shut for reading resets the echo
+    ]
 
 
 STORIES = {
@@ -199,7 +232,7 @@ def test_repeated_runs_capture_the_same(lab_run, experiment, run):
     records = [lab_run(found, run) for _ in range(REPEATS)]
     STORIES[experiment, run](records[0])
     # The ports really differ from run to run; normalising is what makes them equal.
-    assert len({r.ports["server"] for r in records}) > 1
+    assert len({r.ports["client"] for r in records}) > 1
     assert_all_equal([normalised_json(r) for r in records], f"{REPEATS} runs of {experiment}/{run}")
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .coordinator import ExperimentError, run_experiment
+from .isolation import MODES, IsolationError
 from .report import format_story
 from .schedule import ScheduleError, experiment_for_client
 
@@ -32,6 +33,12 @@ def _parser(script: Path, doc: str | None, runs: list[str]) -> argparse.Argument
     parser.add_argument("--json", metavar="FILE", type=Path, help="also write the run's record as JSON to FILE")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--deadline", type=float, help="seconds before a stuck run is stopped (default: 5)")
+    parser.add_argument(
+        "--isolation",
+        choices=MODES,
+        help="auto (default): run in a network namespace of its own where the system allows it; "
+        "namespace: insist on one; loopback: use the machine's loopback (also $LAB_ISOLATION)",
+    )
     return parser
 
 
@@ -54,8 +61,8 @@ def client_command_line(main: Callable[[str, int], None], script_file: str) -> N
         sys.exit("error: --json writes one run's record; give --run NAME instead of --all")
     for name in runs:
         try:
-            record = run_experiment(experiment, name, args.deadline)
-        except ExperimentError as error:
+            record = run_experiment(experiment, name, args.deadline, args.isolation)
+        except (ExperimentError, IsolationError) as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         if args.json:

@@ -2,9 +2,13 @@
 
 How a run goes:
 
-1. The coordinator opens a Unix socket and starts the server with
-   ``--port 0``; the server's first step reports the port the kernel gave it.
-   Then the client is started against that port.
+0. ``run_experiment`` gives the run a network namespace of its own where
+   the system allows it (isolation.py), and the coordinator opens a packet
+   capture on its loopback (packets.py).
+1. The coordinator opens a Unix socket and starts the server, on the note's
+   port 50008 in a namespace of its own, else with ``--port 0``; the server's
+   first step reports its port.  The client is started against it when the
+   run first waits for one of the client's steps.
 2. Every ``step()`` call parks its process.  The coordinator walks the run's
    list of steps: it waits until the next listed step is reached, takes a
    snapshot of the experiment's sockets (shown if the step has a caption),
@@ -16,6 +20,9 @@ How a run goes:
    waiting for an answer (no FIN_WAIT1, LAST_ACK, ...), no byte is
    unacknowledged, and two readings in a row agree.  This is waiting for a
    condition, polled, never a fixed sleep; the run's deadline bounds it.
+   The segments captured since the previous snapshot are then the step's own:
+   a segment passes the capture before TCP handles it, so once the network is
+   quiet every segment that made it so has been seen.
 4. At the end the client must have exited and the server's children too; the
    final snapshot is taken, then the server's whole process group is killed
    and the coordinator checks that nothing of the run is left but the
@@ -42,19 +49,29 @@ from datetime import UTC, datetime, timezone
 from pathlib import Path
 
 from . import processes
+from .isolation import Isolation, run_isolated
+from .packets import CaptureUnavailable, LoopbackCapture, PacketLog
 from .participant import CONTROL_ENV, PROGRAM_ENV
 from .record import ROLE_ORDER, Event, ProgramResult, Record, Snapshot, SocketRow, step_label
 from .schedule import Experiment, Run, Step
 from .sockets import AWAITING_PEER, TableReading, read_table
 
 LOOPBACK = "127.0.0.1"
+NOTE_PORT = 50008  # the note's port: free in a namespace of our own
 LAB_HOME = Path(__file__).resolve().parent.parent  # the folder that holds the lab package
 TAIL_LINES = 8
 QUIET_POLL_SECONDS = 0.0005  # how often the socket table is re-read while waiting for quiet
 
 
 class ExperimentError(RuntimeError):
-    """A run could not be completed; ``str()`` explains it for a human."""
+    """A run could not be completed; ``str()`` explains it for a human.
+
+    ``pids`` lists every process the run started or heard from, so a caller
+    (a test) can make sure none of them outlived it.
+    """
+
+    pids: list[int]
+    server_port: int | None  # None: the server never reported its port
 
 
 @dataclass
@@ -98,8 +115,16 @@ class Program:
 
 
 class Coordinator:
-    def __init__(self, experiment: Experiment, run: Run, deadline: float | None = None, python: str = sys.executable):
+    def __init__(
+        self,
+        experiment: Experiment,
+        run: Run,
+        deadline: float | None = None,
+        python: str = sys.executable,
+        where: Isolation = Isolation("loopback", "not isolated by the caller"),
+    ):
         self.experiment = experiment
+        self.where = where
         self.run = run
         self.deadline_seconds = deadline if deadline is not None else experiment.deadline
         self.python = python
@@ -116,6 +141,10 @@ class Coordinator:
         self.deadline = 0.0
         self.waiting_for = "the server to start"
         self.snapshots_taken = 0
+        self.capture: LoopbackCapture | None = None
+        self.packet_log: PacketLog | None = None
+        self.packets_source = ""
+        self.pids_seen: set[int] = set()  # started by us, or reported a step (forked children)
 
     # -- the run ---------------------------------------------------------------
 
@@ -131,21 +160,44 @@ class Coordinator:
             self.deadline = time.monotonic() + self.deadline_seconds
             started = time.monotonic()
             try:
+                self._open_capture()
                 record = self._conduct()
+            except ExperimentError as error:
+                error.pids = sorted(self.pids_seen)
+                error.server_port = self.ports.get("server")
+                raise
             finally:
                 leftover_pids = self._stop_everything()
+                if self.capture is not None:
+                    self.capture.close()
             for name, program in self.programs.items():
                 record.programs[name].exit_status = program.process.returncode
             record.leftover = self._leftover_sockets()
             if leftover_pids:
                 raise ExperimentError(self._where() + f"processes {leftover_pids} survived the cleanup")
             record.metadata["seconds"] = round(time.monotonic() - started, 4)
+            record.metadata["pids"] = sorted(self.pids_seen)
             return record
 
+    def _open_capture(self) -> None:
+        """Capture the run's segments if this process may; say why not otherwise."""
+        try:
+            self.capture = LoopbackCapture()
+        except CaptureUnavailable as why:
+            self.packets_source = f"no packet capture: {why}"
+            return
+        if self.where.isolated:
+            self.packets_source = "AF_PACKET capture on the run's own loopback"
+        else:
+            self.packets_source = "AF_PACKET capture on the machine's loopback, only the run's port kept"
+
     def _conduct(self) -> Record:
-        self._start("server", port=0)
+        self._start("server", port=NOTE_PORT if self.where.isolated else 0)
         server_port = self._wait_for_port()
         self.ports["server"] = server_port
+        if self.capture is not None:
+            self.packet_log = PacketLog(server_port)
+            self.capture.drain()  # whatever crossed loopback before our server existed is not ours
         # Before our client exists, any connection on this port belongs to an earlier one that the
         # kernel still keeps in TIME_WAIT (the port was free to hand out again): not ours to show.
         self.stale = {
@@ -153,20 +205,35 @@ class Coordinator:
             for s in read_table().sockets
             if s.state != "LISTEN" and server_port in (s.local.port, s.remote.port)
         }
-        self._start("client", port=server_port)
         for step in self.run.steps:
+            if "client" not in self.programs and step.program == "client":
+                # Started only when the run first waits for it: until then nothing of the
+                # client can happen, so the server's first steps (and their packets) are its own.
+                self._start("client", port=server_port)
             self.waiting_for = step.label
             report = self._wait_until(lambda: self._parked_at(step), f"{step.label} to be reached")
             # Every step gets a table in the record; the captioned ones are shown.
             snapshot = self._snapshot(step.label, step.caption or f"{step.program} reached step {step.name!r}")
             snapshot.shown = step.caption is not None
             self.events.append(
-                Event(report.program, report.step, report.occurrence, report.facts, report.output, report.epoch, snapshot)
+                Event(
+                    report.program,
+                    report.step,
+                    report.occurrence,
+                    report.facts,
+                    report.output,
+                    report.epoch,
+                    snapshot,
+                    call=self.experiment.calls.get(f"{step.program}:{step.name}", ""),
+                )
             )
             self._release(report)
+        if "client" not in self.programs:
+            self._start("client", port=server_port)  # a run of server steps only: the client still runs
         self.waiting_for = "both programs to finish"
         self._wait_until(self._only_server_left, "the client and the server's children to finish")
-        final = self._snapshot("end", self.run.final_caption) if self.run.final_caption else None
+        final = self._snapshot("end", self.run.final_caption or "The programs have finished")
+        final.shown = self.run.final_caption is not None
         return self._record(final)
 
     # -- starting programs and talking to them ---------------------------------
@@ -193,6 +260,7 @@ class Coordinator:
             start_new_session=True,  # its own process group: one kill stops it and its children
         )
         program = Program(name, script, command, process)
+        self.pids_seen.add(process.pid)
         self.programs[name] = program
         for stream, key in ((process.stdout, "stdout"), (process.stderr, "stderr")):
             assert stream is not None
@@ -261,6 +329,7 @@ class Coordinator:
         output = program.stdout[program.stdout_at_last_step :].decode(errors="replace")
         program.stdout_at_last_step = len(program.stdout)
         program.last_step = message["step"]
+        self.pids_seen.add(message["pid"])
         self.parked.append(
             Report(
                 program.name,
@@ -392,7 +461,18 @@ class Coordinator:
         self.waiting_for = f"the network to be quiet for the snapshot at {at}"
         rows = self._wait_until(stable, "a quiet network", poll=QUIET_POLL_SECONDS)
         self.snapshots_taken += 1
+        self._collect_packets(at)
         return Snapshot(at, caption, rows)  # type: ignore[arg-type]
+
+    def _collect_packets(self, step: str) -> None:
+        """The segments seen since the last snapshot belong to the step just reached."""
+        if self.capture is None or self.packet_log is None:
+            return
+        self.packet_log.add(self.capture.drain(), step)
+        if self.capture.drops:
+            raise ExperimentError(
+                self._where() + f"the packet capture lost {self.capture.drops} segments; it would be incomplete"
+            )
 
     # -- the end ---------------------------------------------------------------
 
@@ -447,6 +527,9 @@ class Coordinator:
             leftover=[],
             ports=dict(self.ports),
             states_source=self.states_source or read_table().source,
+            packets=self.packet_log.packets() if self.packet_log is not None else [],
+            packets_source=self.packets_source,
+            isolation=self.where.describe(),
             metadata={
                 "system": platform.system(),
                 "kernel": platform.release(),
@@ -498,6 +581,14 @@ def _ordinal(n: int) -> str:
     return {1: "first", 2: "second", 3: "third"}.get(n, f"{n}th")
 
 
-def run_experiment(experiment: Experiment, run_name: str | None = None, deadline: float | None = None) -> Record:
-    """Run one run of ``experiment`` (its first run by default) and return the record."""
-    return Coordinator(experiment, experiment.run(run_name), deadline).execute()
+def run_experiment(
+    experiment: Experiment, run_name: str | None = None, deadline: float | None = None, isolation: str | None = None
+) -> Record:
+    """Run one run of ``experiment`` (its first run by default) and return the record.
+
+    ``isolation``: "auto" (default; also $LAB_ISOLATION) runs it in a network
+    namespace of its own where the system allows, else on the loopback;
+    "namespace" insists on one; "loopback" never makes one.
+    """
+    run = experiment.run(run_name)
+    return run_isolated(lambda where: Coordinator(experiment, run, deadline, where=where).execute(), isolation)

@@ -23,6 +23,20 @@ does.  The check language:
 ``exits PROGRAM N``
     PROGRAM exited with status N.
 
+``packets STEP = ROLE FLAGS [len N], ROLE FLAGS [len N], ...``
+    The segments tied to STEP (those seen between the previous snapshot and
+    STEP's) are exactly these, in this order: ROLE is the sender (``client``
+    or ``server``), FLAGS the flags joined by ``+`` (``FIN+ACK``).
+    ``packets STEP = none``: nothing crossed the wire at that step.
+
+``packet STEP ROLE FLAGS [len N]`` / ``no-packet STEP ROLE FLAGS``
+    Among STEP's segments there is (is no) segment from ROLE with exactly
+    FLAGS.  STEP ``any`` means the whole run.
+
+A packet check cannot be held where no packets could be captured (no
+network namespace, no root): it is then reported as not checked, with the
+reason, rather than as true or false.
+
 Words may be quoted as in a shell (``fact "client:recv failed" error = EBADF``).
 """
 
@@ -32,7 +46,7 @@ import ast
 import shlex
 from dataclasses import dataclass
 
-from .record import Record
+from .record import FLAG_ORDER, Packet, Record
 
 
 class CheckSyntaxError(ValueError):
@@ -52,6 +66,41 @@ class Outcome:
     check: Check
     holds: bool
     observed: str  # what the record shows, in words
+    unchecked: str = ""  # set: the record cannot tell (why); ``holds`` means nothing then
+
+
+@dataclass(frozen=True)
+class SegmentPattern:
+    """``client FIN+ACK len 0``: who sent it, its exact flags, and its length if given."""
+
+    sender: str
+    flags: frozenset[str]
+    length: int | None = None
+
+    def matches(self, packet: Packet) -> bool:
+        return (
+            packet.sender == self.sender
+            and frozenset(packet.flags) == self.flags
+            and (self.length is None or packet.length == self.length)
+        )
+
+
+def _parse_segment(text: str, words: list[str]) -> SegmentPattern:
+    if len(words) not in (2, 4) or (len(words) == 4 and (words[2] != "len" or not words[3].isdigit())):
+        raise CheckSyntaxError(f"{text!r}: a segment is written 'ROLE FLAGS [len N]', e.g. 'client FIN+ACK'")
+    sender, flags = words[0], words[1].upper().split("+")
+    if sender not in ("client", "server"):
+        raise CheckSyntaxError(f"{text!r}: a segment's sender is client or server, not {sender!r}")
+    unknown = [flag for flag in flags if flag not in FLAG_ORDER]
+    if unknown:
+        raise CheckSyntaxError(f"{text!r}: unknown TCP flag {unknown[0]!r} (flags: {', '.join(FLAG_ORDER)})")
+    return SegmentPattern(sender, frozenset(flags), int(words[3]) if len(words) == 4 else None)
+
+
+def _show_packets(packets: list[Packet]) -> str:
+    if not packets:
+        return "no segment"
+    return ", ".join(f"{p.sender} {'+'.join(p.flags)}" + (f" len {p.length}" if p.length else "") for p in packets)
 
 
 def parse_check(line: str) -> Check:
@@ -81,12 +130,22 @@ def parse_check(line: str) -> Check:
         except (ValueError, SyntaxError):
             value = tail.strip()  # a bare word: an errno or exception name
         return Check(text, kind, args, value)
+    if kind == "packets":
+        if not sep or len(args) != 1:
+            raise CheckSyntaxError(f"{text!r}: expected 'packets STEP = ROLE FLAGS, ROLE FLAGS, ...' or '= none'")
+        items = [] if tail.strip() == "none" else [item.split() for item in tail.split(",")]
+        return Check(text, kind, args, tuple(_parse_segment(text, words) for words in items))
+    if kind in ("packet", "no-packet"):
+        if sep or len(args) < 3:
+            raise CheckSyntaxError(f"{text!r}: expected '{kind} STEP ROLE FLAGS [len N]'")
+        return Check(text, kind, args[:1], _parse_segment(text, list(args[1:])))
     if kind == "prints" and len(args) == 2:
         return Check(text, kind, args)
     if kind == "exits" and len(args) == 2 and args[1].lstrip("-").isdigit():
         return Check(text, kind, args)
     raise CheckSyntaxError(
-        f"{text!r}: a check starts with state, fact, prints or exits (see the findings language in lab/findings.py)"
+        f"{text!r}: a check starts with state, fact, prints, exits, packets, packet or no-packet "
+        "(see the findings language in lab/findings.py)"
     )
 
 
@@ -142,6 +201,8 @@ def evaluate(check: Check, record: Record) -> Outcome:
             return Outcome(check, False, f"step {label} recorded no {name!r} (it recorded: {', '.join(event.facts) or 'nothing'})")
         recorded = event.facts[name]
         return Outcome(check, _fact_matches(recorded, check.value), f"at {label}, {name} was {_show_fact(recorded)}")
+    if check.kind in ("packets", "packet", "no-packet"):
+        return _evaluate_packets(check, record)
     program = check.args[0]
     if program not in record.programs:
         raise CheckSyntaxError(f"no program {program!r} (programs: {', '.join(record.programs)})")
@@ -152,3 +213,20 @@ def evaluate(check: Check, record: Record) -> Outcome:
         return Outcome(check, holds, f"{program} printed {len(result.stdout.splitlines())} lines" + ("" if holds else f", none of them {line!r}"))
     status = int(check.args[1])
     return Outcome(check, result.exit_status == status, f"{program} exited with status {result.exit_status}")
+
+
+def _evaluate_packets(check: Check, record: Record) -> Outcome:
+    label = check.args[0]
+    if label != "any" and label != "end" and record.event(label) is None:
+        known = ", ".join(e.label for e in record.events)
+        raise CheckSyntaxError(f"run {record.run!r} has no step {label!r} (it has: {known}, end, any)")
+    if not record.packets and record.packets_source.startswith("no packet capture"):
+        return Outcome(check, False, "", unchecked=record.packets_source)
+    packets = [p for p in record.packets if label == "any" or p.step == label]
+    observed = f"at {label}: {_show_packets(packets)}"
+    if check.kind == "packets":
+        patterns: tuple[SegmentPattern, ...] = check.value  # type: ignore[assignment]
+        holds = len(packets) == len(patterns) and all(pat.matches(p) for pat, p in zip(patterns, packets))
+        return Outcome(check, holds, observed)
+    found = any(check.value.matches(p) for p in packets)  # type: ignore[union-attr]
+    return Outcome(check, found if check.kind == "packet" else not found, observed)

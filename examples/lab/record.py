@@ -20,6 +20,9 @@ ROLE_ORDER = ("listener", "server", "client")
 # A state table's columns: those of `netstat -tan`, then the part each socket plays.
 TABLE_COLUMNS = ("Proto", "Recv-Q", "Send-Q", "Local Address", "Foreign Address", "State", "Who")
 
+# A packet table's columns: tcpdump's, with relative sequence numbers and the sender by role.
+PACKET_COLUMNS = ("Time", "Direction", "Flags", "Seq", "Ack", "Length", "Window")
+
 
 def step_label(program: str, step: str, occurrence: int) -> str:
     """How runs, records and findings name a step: ``client:closed``, ``server:received#2``."""
@@ -86,6 +89,18 @@ class Packet:
         """``SYN, ACK``: the flags as a reader would say them."""
         return ", ".join(self.flags)
 
+    def cells(self) -> tuple[str, ...]:
+        """The segment's values, in the order of PACKET_COLUMNS."""
+        return (
+            f"{self.time:.6f}",
+            f"{self.sender} → {self.receiver}",
+            self.flags_text(),
+            str(self.seq),
+            "" if self.ack is None else str(self.ack),
+            str(self.length),
+            str(self.window),
+        )
+
 
 @dataclass
 class Event:
@@ -150,6 +165,10 @@ class Record:
 
     def event(self, label: str) -> Event | None:
         return next((e for e in self.events if e.label == label), None)
+
+    def packets_at(self, step: str) -> list[Packet]:
+        """The segments tied to ``step`` (a step label, or "end")."""
+        return [packet for packet in self.packets if packet.step == step]
 
     def tail_output(self, program: str) -> str:
         """What ``program`` printed after its last step."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .record import TABLE_COLUMNS, Record, Snapshot, SocketRow
+from .record import PACKET_COLUMNS, TABLE_COLUMNS, Packet, Record, Snapshot, SocketRow
 
 # netstat -tan's widths and alignment, column by column; the last column runs free.
 _LAYOUT = ((5, "<"), (6, ">"), (6, ">"), (23, "<"), (23, "<"), (12, "<"))
@@ -34,6 +34,22 @@ def _snapshot_block(snapshot: Snapshot, number: int) -> list[str]:
     return ["", title, *("  " + line for line in format_table(snapshot.sockets).splitlines()), ""]
 
 
+# tcpdump-like: time, who to whom, then the flags and numbers.
+_PACKET_LAYOUT = ((9, ">"), (17, "<"), (14, "<"), (6, ">"), (6, ">"), (6, ">"), (7, ">"))
+
+
+def format_packet(packet: Packet) -> str:
+    cells = packet.cells()
+    return " ".join(f"{cell:{align}{width}}" for cell, (width, align) in zip(cells, _PACKET_LAYOUT)).rstrip()
+
+
+PACKET_HEADER = " ".join(f"{cell:{align}{width}}" for cell, (width, align) in zip(PACKET_COLUMNS, _PACKET_LAYOUT))
+
+
+def _packet_lines(packets: list[Packet]) -> list[str]:
+    return [f"  {'wire':<6} | {format_packet(packet)}" for packet in packets]
+
+
 def _printed(program: str, text: str) -> list[str]:
     return [f"  {program:<6} | {line}" for line in text.splitlines()]
 
@@ -43,6 +59,8 @@ def format_story(record: Record) -> str:
     lines = [f"{record.title}", f"Run {record.run!r}: {record.run_title}"]
     if record.description:
         lines += [f"  {line}" for line in record.description.splitlines()]
+    if record.packets:
+        lines.append(f"  {'':<6}   {PACKET_HEADER}")
     lines.append("")
     # Steps are shown in the order they were reached, between the snapshots that
     # came before and after them; that order is fixed by the run, not by timing.
@@ -51,6 +69,7 @@ def format_story(record: Record) -> str:
         for event in (e for e in record.events if e.epoch == epoch):
             lines += _printed(event.program, event.output)
             lines.append(f"  {event.program:<6} * reached step {event.step!r}")
+        lines += _packet_lines(record.packets_at(snapshot.at))
         if snapshot is record.final:
             for program in record.programs:
                 lines += _printed(program, record.tail_output(program))
@@ -65,10 +84,13 @@ def format_story(record: Record) -> str:
     lines.append(f"Exit: {statuses}.")
     if record.leftover:
         left = "; ".join(f"{row.role} {row.local} {row.state}" for row in record.leftover)
-        lines.append(f"Left in the kernel after the run: {left} (no program holds it; the kernel drops it by itself).")
+        gone = "it went with the run's network namespace" if record.isolation.startswith("a network namespace") else (
+            "the kernel drops it by itself"
+        )
+        lines.append(f"Left in the kernel after the run: {left} (no program holds it; {gone}).")
     lines.append(
-        f"Captured on {record.metadata['system']} {record.metadata['kernel']}, Python {record.metadata['python']}; "
-        f"socket states from {record.states_source}."
+        f"Captured on {record.metadata['system']} {record.metadata['kernel']}, Python {record.metadata['python']}, "
+        f"in {record.isolation}; socket states from {record.states_source}; packets: {record.packets_source}."
     )
     return "\n".join(lines)
 

@@ -59,6 +59,9 @@ class Experiment:
     runs: tuple[Run, ...]
     deadline: float = 5.0
     source: Path = field(default=EXPERIMENTS_FILE, compare=False)
+    # "program:step" -> the socket call the program makes just before that step, e.g. "close()";
+    # the sequence diagram marks it on the program's lifeline.
+    calls: dict[str, str] = field(default_factory=dict, compare=False)
 
     def run(self, name: str | None) -> Run:
         if name is None:
@@ -126,6 +129,13 @@ def load_experiments(path: Path = EXPERIMENTS_FILE) -> dict[str, Experiment]:
         runs = tuple(_parse_run(path.name, name, run) for run in table.get("runs", []))
         if not runs:
             raise ScheduleError(f"{path.name}: experiment {name!r} has no runs")
+        calls = table.get("calls", {})
+        if not isinstance(calls, dict) or not all(isinstance(v, str) for v in calls.values()):
+            raise ScheduleError(f"{path.name}: experiment {name!r}: calls maps \"program:step\" to a call, as text")
+        for label in calls:
+            program, _, step = label.partition(":")
+            if program not in PROGRAMS or not step:
+                raise ScheduleError(f"{path.name}: experiment {name!r}: calls has {label!r}; write \"program:step\"")
         experiments[name] = Experiment(
             name=name,
             title=table.get("title", name),
@@ -133,6 +143,7 @@ def load_experiments(path: Path = EXPERIMENTS_FILE) -> dict[str, Experiment]:
             runs=runs,
             deadline=float(table.get("deadline", 5.0)),
             source=path,
+            calls=calls,
         )
     return experiments
 
