@@ -35,7 +35,7 @@ def test_parse_well_formed_checks():
     [
         ("", "empty check"),
         ("   ", "empty check"),
-        ("status client:closed server CLOSE_WAIT", "a check starts with state, fact, prints or exits"),
+        ("status client:closed server CLOSE_WAIT", "a check starts with state, fact, prints, exits, packets"),
         ("state client:closed server", "expected 'state AT ROLE STATE [recv-q N] [send-q N]'"),
         ("state client:closed server CLOSE_WAIT recv-q", "expected 'state AT ROLE STATE"),
         ("state client:closed server CLOSE_WAIT recv-q 13 send-q", "expected 'state AT ROLE STATE"),
@@ -44,9 +44,15 @@ def test_parse_well_formed_checks():
         ("state client:closed peer CLOSE_WAIT", "role must be listener, server or client, not 'peer'"),
         ("fact server:received data", "expected 'fact STEP NAME = VALUE'"),
         ("fact server:received = b''", "expected 'fact STEP NAME = VALUE'"),
-        ("prints client", "a check starts with state, fact, prints or exits"),
-        ("exits client zero", "a check starts with state, fact, prints or exits"),
+        ("prints client", "a check starts with state, fact, prints, exits, packets"),
+        ("exits client zero", "a check starts with state, fact, prints, exits, packets"),
         ('prints client "unterminated', "No closing quotation"),
+        ("packets client:closed client FIN+ACK", "expected 'packets STEP = ROLE FLAGS, ROLE FLAGS, ...' or '= none'"),
+        ("packets client:closed = client FIN+ACK, peer ACK", "a segment's sender is client or server, not 'peer'"),
+        ("packets client:closed = client FIN+ACKK", "unknown TCP flag 'ACKK'"),
+        ("packets client:closed = client FIN+ACK length 0", "a segment is written 'ROLE FLAGS [len N]'"),
+        ("packet client:closed client", "expected 'packet STEP ROLE FLAGS [len N]'"),
+        ("no-packet client:closed = client RST", "expected 'no-packet STEP ROLE FLAGS [len N]'"),
     ],
 )
 def test_syntax_errors(line, message):
@@ -87,6 +93,17 @@ def test_syntax_errors(line, message):
         ("exits client 0", True, "client exited with status 0"),
         ("exits client 1", False, "client exited with status 0"),
         ("exits server -9", True, "server exited with status -9"),  # stopped by the lab
+        ("packets client:closed = client FIN+ACK, server ACK", True, "at client:closed: client FIN+ACK, server ACK"),
+        ("packets client:closed = client fin+ack len 0, server ACK len 0", True, "at client:closed: client FIN+ACK, server ACK"),
+        ("packets client:closed = client FIN+ACK", False, "at client:closed: client FIN+ACK, server ACK"),
+        ("packets client:closed = server ACK, client FIN+ACK", False, "at client:closed: client FIN+ACK, server ACK"),
+        ("packets server:received = none", True, "at server:received: no segment"),
+        ("packets server:sent = server PSH+ACK len 12, client RST", True, "at server:sent: server PSH+ACK len 12, client RST"),
+        ("packets server:sent = server PSH+ACK len 11, client RST", False, "at server:sent: server PSH+ACK len 12, client RST"),
+        ("packet server:sent client RST", True, "at server:sent: server PSH+ACK len 12, client RST"),
+        ("packet client:closed client RST", False, "at client:closed: client FIN+ACK, server ACK"),
+        ("no-packet client:closed client RST", True, "at client:closed: client FIN+ACK, server ACK"),
+        ("packet any client FIN", False, "at any: client SYN, server SYN+ACK, client ACK, client PSH+ACK len 12, server ACK, client FIN+ACK, server ACK, server PSH+ACK len 12, client RST"),
     ],
 )
 def test_evaluate_on_a_real_close_run(close_record, line, holds, observed):
@@ -102,9 +119,21 @@ def test_evaluate_on_a_real_close_run(close_record, line, holds, observed):
         ("fact server:received#3 data = b''", "run 'close' has no step 'server:received#3' (it has: server:listening, client:connected,"),
         ("exits nobody 0", "no program 'nobody' (programs: server, client)"),
         ('prints nobody "x"', "no program 'nobody'"),
+        ("packet client:nowhere client RST", "run 'close' has no step 'client:nowhere' (it has: server:listening,"),
     ],
 )
 def test_references_to_what_the_record_lacks(close_record, line, message):
     with pytest.raises(CheckSyntaxError) as error:
         evaluate(parse_check(line), close_record)
     assert message in str(error.value)
+
+
+def test_packet_checks_are_not_checked_without_a_capture(close_record):
+    """A machine that could not capture cannot contradict a packet claim: the check says so instead."""
+    from dataclasses import replace
+
+    blind = replace(close_record, packets=[], packets_source="no packet capture: packet capture needs CAP_NET_RAW")
+    outcome = evaluate(parse_check("packet server:sent client RST"), blind)
+    assert outcome.unchecked == "no packet capture: packet capture needs CAP_NET_RAW"
+    # ... while a state check on the same record is still held.
+    assert evaluate(parse_check("state server:sent server gone"), blind).holds
