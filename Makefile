@@ -1,6 +1,8 @@
 # Build the site and run the tests in a private virtualenv (.venv) made from
 # the pinned requirements.txt.  A fresh clone needs only python3 (3.11) with
-# venv and pip: `make html` and `make test` each set up .venv if it is missing.
+# venv and pip: `make html` and `make test` each set up .venv if it is missing,
+# and install the Debian packages they run (graphviz, socat, netcat-openbsd;
+# tools/system-packages.sh) when they are missing and we are root.
 
 PYTHON ?= python3
 VENV := .venv
@@ -14,7 +16,7 @@ SPHINXOPTS ?=
 PYTESTOPTS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv html test livehtml bench clean
+.PHONY: help venv system html test livehtml bench clean
 
 help:
 	@echo "Targets (each sets up $(VENV) from requirements.txt first, if needed):"
@@ -27,6 +29,9 @@ help:
 
 venv: $(VENV_STAMP)
 
+system:
+	@tools/system-packages.sh
+
 $(VENV_STAMP): requirements.txt
 	@echo "Setting up $(VENV) from requirements.txt ..."
 	@test -x $(VENV_PYTHON) || $(PYTHON) -m venv $(VENV)
@@ -34,20 +39,20 @@ $(VENV_STAMP): requirements.txt
 	@touch $@
 	@echo "$(VENV) is ready."
 
-html: $(VENV_STAMP)
+html: system $(VENV_STAMP)
 	$(VENV)/bin/sphinx-build -W --keep-going -b html -c . $(SPHINXOPTS) $(SOURCEDIR) $(BUILDDIR)/html
 
-test: $(VENV_STAMP)
+test: system $(VENV_STAMP)
 	$(VENV_PYTHON) -m pytest $(PYTESTOPTS)
 
 # PYTHONDONTWRITEBYTECODE: running the examples must not write __pycache__ into
 # the watched examples/ folder (each write would trigger another rebuild).
-livehtml: $(VENV_STAMP)
+livehtml: system $(VENV_STAMP)
 	PYTHONDONTWRITEBYTECODE=1 $(VENV)/bin/sphinx-autobuild -c . $(SPHINXOPTS) \
 		--watch examples --re-ignore '/__pycache__(/|$$)' --ignore '$(BUILDDIR)' \
 		$(SOURCEDIR) $(BUILDDIR)/html
 
-bench: $(VENV_STAMP)
+bench: system $(VENV_STAMP)
 	$(VENV_PYTHON) tools/bench.py
 
 clean:
