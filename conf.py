@@ -32,15 +32,16 @@ myst_heading_anchors = 3
 # Every reference must resolve: a dangling one fails the -W build.
 nitpicky = True
 
-html_theme = "alabaster"
+# Furo: light and dark (following the reader's system, or their choice), and a
+# layout that works on a phone; the diagrams are drawn for both (lab.css).
+html_theme = "furo"
 html_title = project
 html_static_path = ["docs/_static"]  # relative to this file
 html_css_files = ["lab.css"]
-html_theme_options = {
-    "description": "How a TCP connection ends, shown by live experiments",
-    "fixed_sidebar": True,
-    "page_width": "1100px",
-}
+
+# The sequence and state diagrams: drawn by Graphviz at build time, as SVG so
+# they stay sharp at any size (sphinx.ext.graphviz, set up by sphinx_lab).
+graphviz_output_format = "svg"
 
 # The lab (sphinx_lab): captures are cached outside the source tree, next to
 # the output folder, keyed by the content of everything a capture depends on.

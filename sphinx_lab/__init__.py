@@ -60,6 +60,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     from .config import CONFIG_VALUES, examples_dir, make_lab_importable, no_bytecode
 
     app.setup_extension("sphinx_tabs.tabs")
+    app.setup_extension("sphinx.ext.graphviz")  # the sequence and state diagrams
     for name, (default, rebuild, types, description) in CONFIG_VALUES.items():
         app.add_config_value(name, default, rebuild, types, description)  # type: ignore[arg-type]
 
