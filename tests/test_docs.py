@@ -4,6 +4,7 @@ leaves the watched folders untouched (so `make livehtml` cannot loop)."""
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,14 +25,11 @@ def tree_state(folder: Path) -> dict[str, tuple[int, int]]:
     }
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    """Build the whole site once, as `make html` does, into a temporary folder."""
-    out = tmp_path_factory.mktemp("site")
-    watched = {name: tree_state(ROOT / name) for name in ("docs", "examples")}
-    done = subprocess.run(
+def build(out: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """Build the whole site as `make html` does, into ``out``, with a capture cache of its own."""
+    return subprocess.run(
         [
-            sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html", "-c", str(ROOT),
+            sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html", "-c", str(ROOT), *options,
             str(ROOT / "docs"), str(out / "html"), "-d", str(out / "doctrees"),
             "-D", f"lab_cache_dir={out / 'captures'}",
         ],  # fmt: skip
@@ -39,8 +37,35 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         text=True,
         cwd=ROOT,
     )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Build the whole site once, serially, into a temporary folder."""
+    out = tmp_path_factory.mktemp("site")
+    watched = {name: tree_state(ROOT / name) for name in ("docs", "examples")}
+    done = build(out)
     after = {name: tree_state(ROOT / name) for name in ("docs", "examples")}
     return {"done": done, "html": out / "html", "watched": (watched, after)}
+
+
+# What differs between two captures of the same experiments: when, and which port the
+# client's kernel picked.  Everything else on a page must be the same.
+VARIABLE = [
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00"), "<date>"),
+    (re.compile(r"\b\d+\.\d{6}\b"), "<time>"),
+    (re.compile(r"(127\.0\.0\.1:|127\.0\.0\.1(?:'|&#39;), )(?!50008\b)\d+"), r"\1<port>"),
+]
+
+
+def normalised_pages(html: Path) -> dict[str, str]:
+    pages = {}
+    for path in sorted(html.rglob("*.html")):
+        text = path.read_text(encoding="utf-8")
+        for pattern, placeholder in VARIABLE:
+            text = pattern.sub(placeholder, text)
+        pages[str(path.relative_to(html))] = text
+    return pages
 
 
 def page(site: dict[str, object], name: str) -> str:
@@ -83,3 +108,15 @@ def test_the_shutdown_page_shows_both_orders(site: dict[str, object]) -> None:
 def test_the_build_writes_nothing_into_watched_folders(site: dict[str, object]) -> None:
     before, after = site["watched"]  # type: ignore[misc]
     assert before == after
+
+
+def test_a_parallel_build_gives_the_same_pages(site: dict[str, object], tmp_path: Path) -> None:
+    """sphinx-build -j 2 runs experiments side by side, each in its own network namespace."""
+    done = build(tmp_path, "-j", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    serial, parallel = normalised_pages(site["html"]), normalised_pages(tmp_path / "html")  # type: ignore[arg-type]
+    assert serial.keys() == parallel.keys()
+    for name in serial:
+        assert serial[name] == parallel[name], f"{name} differs between the serial and the -j 2 build"
+    images = {path.name for path in (tmp_path / "html" / "_images").glob("*")}
+    assert images == {path.name for path in (site["html"] / "_images").glob("*")}  # type: ignore[operator]
