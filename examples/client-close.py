@@ -9,9 +9,10 @@ It connects, sends ``Hello, world``, closes the socket, and then tries to
 After ``close()`` the socket object no longer has a file descriptor, so every
 call on it fails with EBADF, whatever the connection is doing.
 
-Run it alone to see the whole experiment: it starts the forking server on a
-free loopback port, prints what each program printed, and shows the state of
-both ends of the connection at each step, like ``netstat -tan``:
+Run it alone to see the whole experiment: it starts the forking server in a
+network namespace of its own, prints what each program printed, and shows the
+state of both ends at each step, like ``netstat -tan``, with the segments
+that crossed the wire, like ``tcpdump``:
 
     python examples/client-close.py
 

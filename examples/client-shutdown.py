@@ -14,8 +14,8 @@ works.  What it returns depends on *when the server's echo arrives*: before
 ``SHUT_RD``, ``recv()`` returns ``b''`` at once and the echo, when it comes,
 is answered with a reset.  The lab runs both orders; see ``--run``.
 
-Run it alone to see the whole experiment (it starts the forking server on a
-free loopback port and shows both ends at each step):
+Run it alone to see the whole experiment (it starts the forking server in a
+network namespace of its own and shows both ends, and the wire, at each step):
 
     python examples/client-shutdown.py
     python examples/client-shutdown.py --run echo-after-shut-rd

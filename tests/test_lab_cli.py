@@ -142,7 +142,8 @@ def test_help_explains_host_and_port(cli):
     assert "The client that calls ``close()``" in out  # the example's own docstring
     assert re.search(r"--host HOST +server address \(default: 127\.0\.0\.1\)", out)
     assert re.search(r"--port PORT +use a server you started yourself on this port", out)
-    assert "Without --port, the example starts multi-process-server.py itself" in out
+    assert "Without --port, the example starts the server itself, in a network namespace of its own" in out
+    assert re.search(r"--isolation \{auto,namespace,loopback\}", out)
 
 
 def read_until(stream, pattern: re.Pattern[str], timeout: float, so_far: str = "") -> tuple[re.Match[str], str]:

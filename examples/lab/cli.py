@@ -23,7 +23,8 @@ def _parser(script: Path, doc: str | None, runs: list[str]) -> argparse.Argument
         prog=f"python {script.name}",
         description=doc,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Without --port, the example starts multi-process-server.py itself on a free loopback port, "
+        epilog="Without --port, the example starts the server itself, in a network namespace of its own where "
+        "the system allows it (else on a free loopback port), "
         "runs the experiment and stops the server again.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="server address (default: %(default)s)")
