@@ -17,7 +17,7 @@ for command in "${!PACKAGE_OF[@]}"; do
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
-if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+if [ "$EUID" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "error: missing system packages: ${missing[*]}" >&2
     echo "install them with:  sudo apt-get install ${missing[*]}  (or your system's equivalent)" >&2
     exit 1
