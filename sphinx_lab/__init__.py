@@ -5,7 +5,7 @@ same options)::
 
     .. experiment:: NAME
        :run: RUN                 (default: the experiment's first run)
-       :show: source outputs states    (any of the three, space-separated; default all)
+       :show: source outputs states sequence state-diagram   (any of them, space-separated; default all)
        :note-client: PATH        (the original note's client output, relative to the page)
        :note-server: PATH        (the same for the server)
 
@@ -15,10 +15,15 @@ same options)::
 
        state client:closed server CLOSE_WAIT recv-q 13
        fact server:received#2 data = b''
+       packets client:closed = client FIN+ACK, server ACK
 
 ``experiment`` shows the client and server programs in tabs, what each
-printed in this build's run (and in the note, if given) in tabs, and one
-table per socket-state snapshot, like ``netstat -tan``.  ``finding`` holds
+printed in this build's run (and in the note, if given) in tabs, one
+table per socket-state snapshot, like ``netstat -tan``, each with the TCP
+segments that crossed the wire meanwhile, like ``tcpdump`` (``states``); a
+sequence diagram of the run (``sequence``) and RFC 9293's state diagram with
+the transitions each end took (``state-diagram``), drawn by Graphviz
+(``sphinx.ext.graphviz``, set up here; needs the ``dot`` program).  ``finding`` holds
 its check lines (the language of ``lab/findings.py``; blank lines and ``#``
 comments are skipped) against the run and says whether the claim holds.
 

@@ -25,7 +25,7 @@ from .nodes import lab_finding, lab_placeholder
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-SHOW_CHOICES = ("source", "outputs", "states")
+SHOW_CHOICES = ("source", "outputs", "states", "sequence", "state-diagram")
 PROGRAMS = ("client", "server")
 
 
@@ -111,6 +111,9 @@ class ExperimentDirective(SphinxDirective):
             lines += [".. lab-placeholder:: states", ""]
         if "outputs" in show or "states" in show:
             lines += [".. lab-placeholder:: capture", ""]  # where the states came from, what was left
+        for picture in ("sequence", "state-diagram"):
+            if picture in show:
+                lines += [f".. lab-placeholder:: {picture}", ""]
         return lines
 
     def _parse_rst(self, lines: list[str], parent: nodes.Element) -> None:

@@ -23,7 +23,7 @@ from lab.findings import Check, CheckSyntaxError, evaluate, parse_check
 from lab.record import Record
 from lab.schedule import Experiment, Run, ScheduleError, load_experiment
 
-from . import render
+from . import pictures, render
 from .capture import CaptureCache, CaptureError, CaptureJob, capture
 from .config import LabSettings
 from .logs import LabWarning, logger, warn
@@ -197,9 +197,18 @@ class Page:
             made = render.output(program, record.programs[program])
         elif kind == "states":
             made = render.states(record)
+        elif kind in ("sequence", "state-diagram"):
+            made = [self._picture(kind, record, node)]
         else:
             made = [render.capture_note(record)]
         return [_located(part, node) for part in made]
+
+    def _picture(self, kind: str, record: Record, node: nodes.Element) -> nodes.Node:
+        """A diagram drawn from the run's segments; without segments, the reason there is none."""
+        if not record.packets:
+            return render.not_captured(f"no {kind.replace('-', ' ')}: {record.packets_source or 'no segments'}")
+        make = pictures.sequence_figure if kind == "sequence" else pictures.state_figure
+        return make(record, node.source, node.line)
 
     # -- findings -------------------------------------------------------------------
 

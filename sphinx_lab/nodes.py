@@ -14,8 +14,8 @@ from docutils import nodes
 class lab_placeholder(nodes.General, nodes.Element):  # noqa: N801 (docutils names nodes in lower case)
     """A part of an ``experiment`` block, filled from the run's record.
 
-    Attributes: ``kind`` (``source``, ``output``, ``note``, ``states`` or
-    ``capture``), ``program`` (``client``/``server``, for the first three),
+    Attributes: ``kind`` (``source``, ``output``, ``note``, ``states``,
+    ``capture``, ``sequence`` or ``state-diagram``), ``program`` (``client``/``server``, for the first three),
     ``experiment``, ``run`` (None: the first run), ``note_path`` (for ``note``).
     """
 
