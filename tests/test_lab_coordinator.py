@@ -196,10 +196,32 @@ def check_echo_after_shut_rd_story(record: Record) -> None:
     ]
 
 
+def check_server_closes_first_story(record: Record) -> None:
+    assert (record.experiment, record.run) == ("shutdown", "server-closes-first")
+    assert table(record.snapshot("server:sent")) == [LISTENER, ("server", "CLOSE_WAIT", 0, 0), ("client", "FIN_WAIT2", 12, 0)]
+    # The server closed after its second recv(): the connection is over, the client in TIME_WAIT.
+    for at in ("client:shut_wr", "client:shut_rd failed", "client:received", "end"):
+        assert table(record.snapshot(at)) == [LISTENER, ("client", "TIME_WAIT", 0, 0)], at
+    error = fact(record, "client:shut_rd failed", "error")["exception"]
+    assert (error["type"], error["errno_name"]) == ("OSError", "ENOTCONN")
+    assert fact(record, "client:received", "data") == {"bytes": "b'Hello, world'"}  # still there to read
+    assert record.programs["client"].stdout == (
+        "shut_wr\nshut_rd failed: [Errno 107] ENOTCONN: Transport endpoint is not connected (OSError)\n"
+        "Received b'Hello, world'\n"
+    )
+    assert [(p.step, p.sender, "+".join(p.flags)) for p in record.packets][-4:] == [
+        ("server:sent", "server", "PSH+ACK"),
+        ("server:sent", "client", "ACK"),
+        ("client:shut_wr", "server", "FIN+ACK"),  # the server closed after its step; seen at the next one
+        ("client:shut_wr", "client", "ACK"),
+    ]
+
+
 STORIES = {
     ("close", "close"): check_close_story,
     ("shutdown", "echo-before-shut-rd"): check_echo_before_shut_rd_story,
     ("shutdown", "echo-after-shut-rd"): check_echo_after_shut_rd_story,
+    ("shutdown", "server-closes-first"): check_server_closes_first_story,
 }
 RUNS = pytest.mark.parametrize("experiment, run", list(STORIES), ids=[run for _, run in STORIES])
 

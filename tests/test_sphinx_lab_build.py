@@ -119,8 +119,8 @@ def test_mistakes_are_warned_about_where_they_are(app: SphinxTestApp) -> None:
         assert re.search(rf"{re.escape(str(app.srcdir / 'index.rst'))}:{line}: WARNING: .*{message}", warnings), line
     assert warnings.count("WARNING") == len(expected)  # one each, not one per placeholder
     html = (app.outdir / "index.html").read_text()
-    # What could not be shown says so (6 parts of 'nosuch', 2 of the unknown run), and the page was written.
-    assert html.count('class="lab-error admonition error"') == 8
+    # What could not be shown says so (8 parts of 'nosuch': outputs, states and both pictures, 2 of the unknown run), and the page was written.
+    assert html.count('class="lab-error admonition error"') == 10
     assert "Not checked: 2 of its 3 checks could not be used" in html
 
 
