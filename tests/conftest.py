@@ -74,3 +74,33 @@ class LabLeftovers:
 @pytest.fixture
 def lab_leftovers() -> type[LabLeftovers]:
     return LabLeftovers
+
+
+def python_for_user(user: str) -> str | None:
+    """A Python 3.11+ that ``user`` may run (root's own may sit in a folder only root can enter)."""
+    import shutil
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or not shutil.which("runuser"):
+        return None
+    for candidate in (sys.executable, shutil.which("python3"), "/usr/bin/python3"):
+        if not candidate:
+            continue
+        probe = subprocess.run(
+            ["runuser", "-u", user, "--", candidate, "-c", "import sys, tomllib; print(sys.version_info >= (3, 11))"],
+            capture_output=True,
+            text=True,
+        )
+        if probe.stdout.strip() == "True":
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def nobody_python() -> str:
+    """An interpreter the user ``nobody`` may run, for the tests run as an ordinary user (as root only)."""
+    python = python_for_user("nobody")
+    if python is None:
+        pytest.skip("running as the user nobody needs root, runuser (util-linux) and a Python 3.11+ nobody may run")
+    return python

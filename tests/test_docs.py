@@ -4,9 +4,13 @@ leaves the watched folders untouched (so `make livehtml` cannot loop)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import shutil
 import subprocess
 import sys
+import sysconfig
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -55,6 +59,9 @@ VARIABLE = [
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00"), "<date>"),
     (re.compile(r"\b\d+\.\d{6}\b"), "<time>"),
     (re.compile(r"(127\.0\.0\.1:|127\.0\.0\.1(?:'|&#39;), )(?!50008\b)\d+"), r"\1<port>"),
+    # Who built it: root makes the namespace itself, an ordinary user inside a user namespace.
+    (re.compile(r"a network namespace of its own(?: \(created as root\)|, inside an unprivileged user namespace)"), "<ns>"),
+    (re.compile(r"Python 3\.\d+\.\d+"), "Python <version>"),
 ]
 
 
@@ -120,3 +127,42 @@ def test_a_parallel_build_gives_the_same_pages(site: dict[str, object], tmp_path
         assert serial[name] == parallel[name], f"{name} differs between the serial and the -j 2 build"
     images = {path.name for path in (tmp_path / "html" / "_images").glob("*")}
     assert images == {path.name for path in (site["html"] / "_images").glob("*")}  # type: ignore[operator]
+
+
+def test_an_ordinary_user_builds_the_same_pages(site: dict[str, object], nobody_python: str) -> None:
+    """As the user nobody, from a copy of the sources it may read: the same pages, packets and pictures included."""
+    place = Path(tempfile.mkdtemp(prefix="lab-site-as-nobody-"))
+    try:
+        for name in ("conf.py", "docs", "examples", "sphinx_lab"):
+            source = ROOT / name
+            if source.is_dir():
+                shutil.copytree(source, place / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(source, place / name)
+        out = place / "out"
+        out.mkdir()
+        for path in (place, *place.rglob("*")):
+            path.chmod(0o777 if path == out else (0o755 if path.is_dir() else 0o644))
+        # Our installed packages, read by the interpreter nobody may run (the same Python minor version).
+        packages = sysconfig.get_paths()["purelib"]
+        done = subprocess.run(
+            [
+                "runuser", "-u", "nobody", "--", "env", f"PYTHONPATH={packages}", "PYTHONDONTWRITEBYTECODE=1",
+                nobody_python, "-m", "sphinx", "-W", "--keep-going", "-b", "html", "-c", str(place),
+                str(place / "docs"), str(out / "html"), "-d", str(out / "doctrees"),
+                "-D", f"lab_cache_dir={out / 'captures'}",
+            ],  # fmt: skip
+            capture_output=True,
+            text=True,
+            cwd=place,
+            env={k: v for k, v in os.environ.items() if not k.startswith("LAB_")},
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        html = out / "html"
+        assert "inside an unprivileged user namespace" in (html / "close.html").read_text(encoding="utf-8")
+        as_root, as_nobody = normalised_pages(site["html"]), normalised_pages(html)  # type: ignore[arg-type]
+        assert as_root.keys() == as_nobody.keys()
+        for name in as_root:
+            assert as_root[name] == as_nobody[name], f"{name} differs between root's build and nobody's"
+    finally:
+        shutil.rmtree(place)

@@ -23,6 +23,7 @@ import pytest
 from lab.coordinator import Coordinator, ExperimentError
 from lab.record import Record, Snapshot
 from lab.schedule import load_experiment, load_experiments
+from lab.tcp_states import disagreements
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REPEATS = 20
@@ -235,6 +236,9 @@ def test_story(lab_run, experiment, run):
     assert all(e.snapshot is not None and e.snapshot.at == e.label for e in record.events)
     # The record survives JSON unchanged.
     assert Record.from_json(record.to_json()) == record
+    # The packets and the tables tell one story: RFC 9293's state machine, fed the captured
+    # segments, reaches at every step the states the kernel's table shows.
+    assert disagreements(record) == []
 
 
 def normalised_json(record: Record) -> str:

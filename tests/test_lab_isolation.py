@@ -112,29 +112,10 @@ def test_the_namespace_goes_with_the_child():
 # -- as an ordinary user ----------------------------------------------------------------
 
 
-def _interpreter_for(user: str) -> str | None:
-    """A Python 3.11+ that ``user`` may run (root's own may sit in a folder only root can enter)."""
-    for candidate in (sys.executable, shutil.which("python3"), "/usr/bin/python3"):
-        if not candidate:
-            continue
-        probe = subprocess.run(
-            ["runuser", "-u", user, "--", candidate, "-c", "import sys, tomllib; print(sys.version_info >= (3, 11))"],
-            capture_output=True,
-            text=True,
-        )
-        if probe.stdout.strip() == "True":
-            return candidate
-    return None
-
-
 @pytest.fixture(scope="module")
-def as_nobody():
+def as_nobody(nobody_python):
     """Run a copy of examples/ as the user nobody; returns ``run(script, *args) -> (process, record)``."""
-    if not AS_ROOT or not shutil.which("runuser"):
-        pytest.skip("running as another user needs root and runuser (util-linux)")
-    python = _interpreter_for("nobody")
-    if python is None:
-        pytest.skip("no Python 3.11+ that the user nobody may run (install Debian's python3)")
+    python = nobody_python
     # A copy nobody can read (a clone may sit in root's home); the records go to a folder it may write.
     # (Not pytest's tmp_path: its parent folder is root's alone.)
     place = Path(tempfile.mkdtemp(prefix="lab-as-nobody-"))
