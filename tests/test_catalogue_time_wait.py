@@ -120,3 +120,32 @@ def test_bind_over_time_wait_needs_so_reuseaddr_on_both_sockets(old_reuse, new_r
     """inet_bind_conflict(): a TIME_WAIT conflicts unless it and the new socket both have sk_reuse."""
     port = _time_wait_on_server_port(old_reuse)
     assert _bind_error(port, new_reuse) == expected
+
+
+def test_which_python_servers_set_so_reuseaddr():
+    """What the time-wait page says of Python's servers (POSIX)."""
+    import http.server
+    import socketserver
+    import xmlrpc.server
+
+    assert socketserver.TCPServer.allow_reuse_address is False
+    assert http.server.HTTPServer.allow_reuse_address
+    assert xmlrpc.server.SimpleXMLRPCServer.allow_reuse_address
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        assert server.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
+    with socket.socket() as plain:
+        assert plain.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 0
+
+
+def test_asyncio_create_server_sets_so_reuseaddr():
+    import asyncio
+
+    async def listen() -> int:
+        server = await asyncio.get_running_loop().create_server(asyncio.Protocol, "127.0.0.1", 0)
+        try:
+            return server.sockets[0].getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(listen()) == 1
