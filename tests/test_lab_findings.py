@@ -28,6 +28,8 @@ def test_parse_well_formed_checks():
     assert parse_check("fact server:listening port = 12").value == 12
     assert parse_check('prints client "recv failed: [Errno 9] EBADF"').args == ("client", "recv failed: [Errno 9] EBADF")
     assert parse_check("exits server -9").args == ("server", "-9")
+    assert parse_check("state end client TIME_WAIT expires 60").args == ("end", "client", "TIME_WAIT", "expires", "60")
+    assert parse_check("state end client FIN_WAIT2 expires none").args[-1] == "none"
 
 
 @pytest.mark.parametrize(
@@ -41,6 +43,8 @@ def test_parse_well_formed_checks():
         ("state client:closed server CLOSE_WAIT recv-q 13 send-q", "expected 'state AT ROLE STATE"),
         ("state client:closed server CLOSE_WAIT recv-q many", "only 'recv-q N' and 'send-q N' may follow"),
         ("state client:closed server CLOSE_WAIT queue 13", "only 'recv-q N' and 'send-q N' may follow"),
+        ("state client:closed server CLOSE_WAIT recv-q none", "only 'recv-q N' and 'send-q N' may follow"),
+        ("state client:closed server CLOSE_WAIT expires soon", "and 'expires N' or 'expires none'"),
         ("state client:closed peer CLOSE_WAIT", "role must be listener, server or client, not 'peer'"),
         ("fact server:received data", "expected 'fact STEP NAME = VALUE'"),
         ("fact server:received = b''", "expected 'fact STEP NAME = VALUE'"),
@@ -61,17 +65,24 @@ def test_syntax_errors(line, message):
     assert message in str(error.value)
 
 
+FIN_WAIT2_CLOSED = "at client:closed the client is FIN_WAIT2 with Recv-Q 0, Send-Q 0, dropped by the kernel within 60 s"
+
+
 @pytest.mark.parametrize(
     "line, holds, observed",
     [
         ("state client:sent server ESTABLISHED recv-q 12 send-q 0", True, "at client:sent the server is ESTABLISHED with Recv-Q 12, Send-Q 0"),
         ("state client:sent server ESTABLISHED recv-q 13", False, "at client:sent the server is ESTABLISHED with Recv-Q 12, Send-Q 0"),
         ("state client:closed server CLOSE_WAIT recv-q 13", True, "at client:closed the server is CLOSE_WAIT with Recv-Q 13, Send-Q 0"),
-        ("state client:closed client FIN_WAIT2", True, "at client:closed the client is FIN_WAIT2 with Recv-Q 0, Send-Q 0"),
-        ("state client:closed client TIME_WAIT", False, "at client:closed the client is FIN_WAIT2 with Recv-Q 0, Send-Q 0"),
+        ("state client:closed client FIN_WAIT2", True, FIN_WAIT2_CLOSED),
+        # Closed by its program, the FIN_WAIT2 end is a mini-socket the kernel drops after tcp_fin_timeout (60 s).
+        ("state client:closed client FIN_WAIT2 expires 60", True, FIN_WAIT2_CLOSED),
+        ("state client:closed client FIN_WAIT2 expires none", False, FIN_WAIT2_CLOSED),
+        ("state client:closed server CLOSE_WAIT expires none", True, "at client:closed the server is CLOSE_WAIT with Recv-Q 13, Send-Q 0"),
+        ("state client:closed client TIME_WAIT", False, FIN_WAIT2_CLOSED),
         ("state server:sent server gone", True, "at server:sent there is no server socket"),
         ("state server:sent client gone", True, "at server:sent there is no client socket"),
-        ("state client:closed client gone", False, "at client:closed the client is FIN_WAIT2 with Recv-Q 0, Send-Q 0"),
+        ("state client:closed client gone", False, FIN_WAIT2_CLOSED),
         # Every step has a table in the record, captioned (shown) or not.
         ("state client:connected server ESTABLISHED recv-q 0", True, "at client:connected the server is ESTABLISHED with Recv-Q 0, Send-Q 0"),
         ("state server:received#2 server gone", True, "at server:received#2 there is no server socket"),

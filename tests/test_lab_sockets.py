@@ -63,9 +63,12 @@ def test_proc_net_tcp_ipv4():
         # 12 unread bytes and the unread FIN: 13.
         TcpSocket(Endpoint("127.0.0.1", 50008), Endpoint("127.0.0.1", 54000), "CLOSE_WAIT", 13, 0),
         TcpSocket(Endpoint("127.0.0.1", 54000), Endpoint("127.0.0.1", 50008), "FIN_WAIT2", 0, 0),
+        # "01:00000014": a retransmit timer, not the socket's end: no expiry.
         TcpSocket(Endpoint("127.0.0.1", 54002), Endpoint("127.0.0.1", 50008), "ESTABLISHED", 0, 26),
-        TcpSocket(Endpoint("127.0.0.1", 54004), Endpoint("127.0.0.1", 50008), "TIME_WAIT", 0, 0),
+        # "03:00001770": the TIME_WAIT timer, 0x1770 = 6000 ticks of 1/100 s: 60 s left.
+        TcpSocket(Endpoint("127.0.0.1", 54004), Endpoint("127.0.0.1", 50008), "TIME_WAIT", 0, 0, expires=60),
     ]
+    assert [row.expires for row in rows[:4]] == [None] * 4
     assert str(rows[0].local) == "127.0.0.1:50008"
     assert str(rows[0].remote) == "0.0.0.0:*"
 

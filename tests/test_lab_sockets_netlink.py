@@ -219,10 +219,18 @@ def _message(kind: int, seq: int, payload: bytes, flags: int = 0x02) -> bytes:
     return body + b"\0" * (-len(body) % 4)
 
 
-def _diag(family: int, state: int, local: tuple[bytes, int], remote: tuple[bytes, int], rqueue: int, wqueue: int) -> bytes:
-    """A struct inet_diag_msg, followed by an attribute the parser must skip."""
+def _diag(
+    family: int,
+    state: int,
+    local: tuple[bytes, int],
+    remote: tuple[bytes, int],
+    rqueue: int,
+    wqueue: int,
+    timer: tuple[int, int] = (0, 0),
+) -> bytes:
+    """A struct inet_diag_msg (``timer``: idiag_timer, idiag_expires in ms), then an attribute the parser must skip."""
     sockid = struct.pack("!HH", local[1], remote[1]) + local[0].ljust(16, b"\0") + remote[0].ljust(16, b"\0") + bytes(12)
-    msg = struct.pack("=BBBB", family, state, 0, 0) + sockid + struct.pack("=IIIII", 0, rqueue, wqueue, 1000, 4242)
+    msg = struct.pack("=BBBB", family, state, timer[0], 0) + sockid + struct.pack("=IIIII", timer[1], rqueue, wqueue, 1000, 4242)
     assert len(msg) == 72
     return msg + struct.pack("=HHB", 5, 8, 0) + b"\0\0\0"  # INET_DIAG_SHUTDOWN, padded
 
@@ -312,3 +320,50 @@ def test_a_failing_dump_falls_back_to_proc(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(lab_sockets, "_dump_inet_diag", kernel_says_enoent)
     reading = read_table()
     assert reading.available and reading.source == "/proc/net/tcp"
+
+
+def test_dump_reads_the_time_wait_timer_only() -> None:
+    """idiag_timer 3 is the TIME_WAIT timer: its idiag_expires (ms) is kept, in whole seconds rounded up."""
+    rows = [
+        _diag(socket.AF_INET, 0x06, (LOOPBACK, 54000), (LOOPBACK, 50008), 0, 0, timer=(3, 59001)),
+        _diag(socket.AF_INET, 0x05, (LOOPBACK, 54002), (LOOPBACK, 50008), 0, 0, timer=(3, 60000)),  # orphaned FIN_WAIT2
+        _diag(socket.AF_INET, 0x06, (LOOPBACK, 54004), (LOOPBACK, 50008), 0, 0, timer=(3, 1)),
+        _diag(socket.AF_INET, 0x01, (LOOPBACK, 54006), (LOOPBACK, 50008), 0, 26, timer=(1, 204)),  # retransmit
+        _diag(socket.AF_INET, 0x01, (LOOPBACK, 54008), (LOOPBACK, 50008), 0, 0, timer=(2, 7200000)),  # keepalive
+    ]
+    fake = _FakeNetlink([b"".join(_message(20, 1, row) for row in rows) + _message(3, 1, struct.pack("=i", 0))])
+    found = lab_sockets._dump_inet_diag(fake, socket.AF_INET, 1)  # type: ignore[arg-type]
+    assert [(row.state, row.expires) for row in found] == [
+        ("TIME_WAIT", 60),
+        ("FIN_WAIT2", 60),
+        ("TIME_WAIT", 1),
+        ("ESTABLISHED", None),
+        ("ESTABLISHED", None),
+    ]
+
+
+def test_time_wait_and_closed_fin_wait2_expire_in_60_seconds_by_both_sources() -> None:
+    """Live: a FIN_WAIT2 end still open has no timer; closed, it is a mini-socket dropped within 60 s, as TIME_WAIT is."""
+    with ExitStack() as stack:
+        listener = stack.enter_context(socket.socket())
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(2)
+        port = listener.getsockname()[1]
+        first = socket.create_connection(("127.0.0.1", port))
+        stack.callback(first.close)
+        accepted, _ = listener.accept()
+        stack.enter_context(accepted)
+        first_port = first.getsockname()[1]
+        ours = _pair(port, first_port)
+        first.shutdown(socket.SHUT_WR)
+        rows = _both_when(ours, lambda rows: "FIN_WAIT2" in [r.state for r in rows], "FIN_WAIT2 after shutdown()")
+        assert [r.expires for r in rows if r.state == "FIN_WAIT2"] == [None]
+        first.close()
+        rows = _both_when(
+            ours,
+            lambda rows: [r.expires for r in rows if r.state == "FIN_WAIT2"] == [60],
+            "FIN_WAIT2 with a 60 s timer after close()",
+        )
+        accepted.close()  # our FIN answers it: the closed end goes to TIME_WAIT, a fresh 60 s
+        rows = _both_when(ours, lambda rows: "TIME_WAIT" in [r.state for r in rows], "TIME_WAIT at the client end")
+        assert [(r.local.port, r.expires) for r in rows if r.state == "TIME_WAIT"] == [(first_port, 60)]

@@ -427,7 +427,9 @@ class Coordinator:
                 self.ports.setdefault("client", sock.local.port)
             else:
                 continue
-            rows.append(SocketRow(role, str(sock.local), str(sock.remote), sock.state, sock.recv_q, sock.send_q))
+            rows.append(
+                SocketRow(role, str(sock.local), str(sock.remote), sock.state, sock.recv_q, sock.send_q, sock.expires)
+            )
         return sorted(rows, key=lambda r: (ROLE_ORDER.index(r.role), r.local, r.remote))
 
     def _quiet_rows(self) -> list[SocketRow] | None:

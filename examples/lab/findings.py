@@ -5,11 +5,13 @@ per line.  The words are for the reader; the checks are what the build holds
 against the capture, so a page cannot go on claiming what the kernel no longer
 does.  The check language:
 
-``state AT ROLE STATE [recv-q N] [send-q N]``
+``state AT ROLE STATE [recv-q N] [send-q N] [expires N|none]``
     At snapshot AT (the step label it was taken at, e.g. ``client:closed``,
     or ``end`` for the final one) the socket playing ROLE (``listener``,
     ``server`` or ``client``) is in STATE, with those queue sizes if given.
-    STATE ``gone`` means no such socket exists any more.
+    STATE ``gone`` means no such socket exists any more.  ``expires N``: the
+    kernel will drop the socket by itself within N seconds (the TIME_WAIT
+    timer, rounded up); ``expires none``: no such timer runs for it.
 
 ``fact STEP NAME = VALUE``
     When the program reached STEP (``server:received#2`` is the second
@@ -115,10 +117,13 @@ def parse_check(line: str) -> Check:
     kind, args = words[0], words[1:]
     if kind == "state":
         if len(args) < 3 or len(args) % 2 == 0:
-            raise CheckSyntaxError(f"{text!r}: expected 'state AT ROLE STATE [recv-q N] [send-q N]'")
+            raise CheckSyntaxError(f"{text!r}: expected 'state AT ROLE STATE [recv-q N] [send-q N]' (and optionally 'expires N')")
         for name, number in zip(args[3::2], args[4::2]):
-            if name not in ("recv-q", "send-q") or not number.isdigit():
-                raise CheckSyntaxError(f"{text!r}: after the state only 'recv-q N' and 'send-q N' may follow")
+            valid = number.isdigit() or (name == "expires" and number == "none")
+            if name not in ("recv-q", "send-q", "expires") or not valid:
+                raise CheckSyntaxError(
+                    f"{text!r}: after the state only 'recv-q N' and 'send-q N' may follow, and 'expires N' or 'expires none'"
+                )
         if args[1] not in ("listener", "server", "client"):
             raise CheckSyntaxError(f"{text!r}: role must be listener, server or client, not {args[1]!r}")
         return Check(text, kind, args)
@@ -157,9 +162,10 @@ def _describe_row(record: Record, at: str, role: str) -> tuple[str, dict[str, ob
     row = snapshot.row(role)
     if row is None:
         return f"at {at} there is no {role} socket", None
+    timer = "" if row.expires is None else f", dropped by the kernel within {row.expires} s"
     return (
-        f"at {at} the {role} is {row.state} with Recv-Q {row.recv_q}, Send-Q {row.send_q}",
-        {"state": row.state, "recv-q": row.recv_q, "send-q": row.send_q},
+        f"at {at} the {role} is {row.state} with Recv-Q {row.recv_q}, Send-Q {row.send_q}{timer}",
+        {"state": row.state, "recv-q": row.recv_q, "send-q": row.send_q, "expires": row.expires},
     )
 
 
@@ -188,7 +194,9 @@ def evaluate(check: Check, record: Record) -> Outcome:
         observed, row = _describe_row(record, at, role)
         if state == "gone":
             return Outcome(check, row is None, observed)
-        wanted = {"state": state} | {name: int(n) for name, n in zip(check.args[3::2], check.args[4::2])}
+        wanted = {"state": state} | {
+            name: None if n == "none" else int(n) for name, n in zip(check.args[3::2], check.args[4::2])
+        }
         holds = row is not None and all(row[key] == value for key, value in wanted.items())
         return Outcome(check, holds, observed)
     if check.kind == "fact":

@@ -13,7 +13,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 3  # bump when the JSON layout changes; cached records are then ignored
+SCHEMA_VERSION = 4  # bump when the JSON layout changes; cached records are then ignored
 
 ROLE_ORDER = ("listener", "server", "client")
 
@@ -39,6 +39,9 @@ class SocketRow:
     state: str
     recv_q: int
     send_q: int
+    # Seconds (rounded up) before the kernel drops a TIME_WAIT mini-socket on its own;
+    # None for every other socket (see lab/sockets.py).  Not a netstat -tan column.
+    expires: int | None = None
 
     def cells(self) -> tuple[str, ...]:
         """The row's values, in the order of TABLE_COLUMNS."""

@@ -28,6 +28,14 @@ What the two queues mean (Linux, ``get_tcp4_sock()`` in net/ipv4/tcp_ipv4.c):
   so an unread FIN counts as one byte: 12 unread bytes plus a FIN show as 13.
   Send-Q is ``write_seq - snd_una``, bytes sent (or queued) but not yet
   acknowledged by the peer.
+
+One timer is read too (``TcpSocket.expires``): that of the TIME_WAIT
+mini-sockets, which is the time left before the kernel drops the socket on
+its own (``ss -o`` shows it as ``timer:(timewait,59sec,0)``, ``netstat -o`` as
+``timewait (59.99/0/0)``).  Linux keeps two kinds of connection in such a
+mini-socket: TIME_WAIT (for ``TCP_TIMEWAIT_LEN``, 60 s, fixed when the kernel
+is compiled) and FIN_WAIT2 after the program has closed the socket (for
+``net.ipv4.tcp_fin_timeout``; ``tcp_time_wait()`` in net/ipv4/tcp_minisocks.c).
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ import socket
 import struct
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # Kernel state numbers, from include/net/tcp_states.h.
@@ -88,6 +96,23 @@ class TcpSocket:
     state: str
     recv_q: int
     send_q: int
+    # Whole seconds (rounded up) until the kernel drops the socket by itself: only
+    # for the TIME_WAIT mini-sockets (see the module docstring), else None.
+    expires: int | None = field(default=None, kw_only=True)
+
+
+# The timer codes of sock_diag's idiag_timer and of /proc/net/tcp's "tr" column
+# (inet_sk_diag_fill(), inet_twsk_diag_fill(), get_tcp4_sock(), get_timewait4_sock()):
+# 3 is the TIME_WAIT timer; the others (retransmit, keepalive, zero-window probe)
+# are not the socket's end and are not read.
+_TIMEWAIT_TIMER = 3
+
+
+def _seconds_left(timer: int, milliseconds: int) -> int | None:
+    """The TIME_WAIT timer in whole seconds, rounded up (60 for a fresh TIME_WAIT), or None."""
+    if timer != _TIMEWAIT_TIMER:
+        return None
+    return -(-milliseconds // 1000)
 
 
 @dataclass(frozen=True)
@@ -128,6 +153,10 @@ def _address_text(packed: bytes) -> str:
     return str(address)
 
 
+# /proc/net/tcp gives timers in clock ticks (jiffies_delta_to_clock_t()): USER_HZ a second.
+_USER_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
 def parse_proc_net_tcp(text: str) -> list[TcpSocket]:
     """Parse the contents of ``/proc/net/tcp`` or ``/proc/net/tcp6``."""
     sockets = []
@@ -136,6 +165,9 @@ def parse_proc_net_tcp(text: str) -> list[TcpSocket]:
         if len(fields) < 5:
             continue
         tx_queue, rx_queue = fields[4].split(":")
+        # "tr:tm->when": the timer, and its time left in clock ticks (USER_HZ, 100 a second).
+        timer, when = fields[5].split(":") if len(fields) > 5 else ("0", "0")
+        ticks = int(when, 16)
         sockets.append(
             TcpSocket(
                 local=_decode_proc_address(fields[1]),
@@ -143,6 +175,7 @@ def parse_proc_net_tcp(text: str) -> list[TcpSocket]:
                 state=LINUX_STATES.get(int(fields[3], 16), f"UNKNOWN({fields[3]})"),
                 recv_q=int(rx_queue, 16),
                 send_q=int(tx_queue, 16),
+                expires=_seconds_left(int(timer, 16), ticks * 1000 // _USER_HZ),
             )
         )
     return sockets
@@ -201,10 +234,10 @@ _NLMSGHDR = struct.Struct("=IHHII")
 _INET_DIAG_REQ_V2 = struct.Struct("=BBBxI48x")
 # struct inet_diag_msg: family, state, timer, retrans; inet_diag_sockid (source
 # and destination port big-endian, then the two 16-byte addresses in network
-# order; interface and cookie skipped); expires, rqueue, wqueue, uid, inode.
-_INET_DIAG_MSG_HEAD = struct.Struct("=BBxx")
+# order; interface and cookie skipped); expires (ms), rqueue, wqueue, uid, inode.
+_INET_DIAG_MSG_HEAD = struct.Struct("=BBBx")
 _INET_DIAG_PORTS = struct.Struct("!HH")
-_INET_DIAG_QUEUES = struct.Struct("=4xII8x")  # expires skipped; rqueue, wqueue; uid, inode skipped
+_INET_DIAG_QUEUES = struct.Struct("=III8x")  # expires, rqueue, wqueue; uid, inode skipped
 _INET_DIAG_MSG_SIZE = 72
 _NLMSGERR = struct.Struct("=i")
 
@@ -282,12 +315,12 @@ def _row_from_inet_diag(data: bytes, at: int) -> TcpSocket:
     FIN_WAIT2 for an orphaned FIN_WAIT2 socket) and request sockets as
     SYN_RECV, with 0 queues: exactly what /proc prints for them.
     """
-    family, state = _INET_DIAG_MSG_HEAD.unpack_from(data, at)[:2]
+    family, state, timer = _INET_DIAG_MSG_HEAD.unpack_from(data, at)
     sport, dport = _INET_DIAG_PORTS.unpack_from(data, at + 4)
     size = 4 if family == socket.AF_INET else 16  # an IPv4 address fills only the first word
     src = data[at + 8 : at + 8 + size]
     dst = data[at + 24 : at + 24 + size]
-    recv_q, send_q = _INET_DIAG_QUEUES.unpack_from(data, at + 52)
+    expires, recv_q, send_q = _INET_DIAG_QUEUES.unpack_from(data, at + 52)
     if state == _TCP_LISTEN:
         send_q = 0  # the backlog limit, which /proc and netstat do not show
     return TcpSocket(
@@ -296,6 +329,7 @@ def _row_from_inet_diag(data: bytes, at: int) -> TcpSocket:
         state=LINUX_STATES.get(state, f"UNKNOWN({state:02X})"),
         recv_q=recv_q,
         send_q=send_q,
+        expires=_seconds_left(timer, expires),
     )
 
 
