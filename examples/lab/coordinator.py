@@ -7,8 +7,8 @@ How a run goes:
    capture on its loopback (packets.py).
 1. The coordinator opens a Unix socket and starts the server, on the note's
    port 50008 in a namespace of its own, else with ``--port 0``; the server's
-   first step reports its port.  The client is started against it when the
-   run first waits for one of the client's steps.
+   first step reports its port.  The client is started against it once the
+   run's first step has had its snapshot.
 2. Every ``step()`` call parks its process.  The coordinator walks the run's
    list of steps: it waits until the next listed step is reached, takes a
    snapshot of the experiment's sockets (shown if the step has a caption),
@@ -205,10 +205,10 @@ class Coordinator:
             for s in read_table().sockets
             if s.state != "LISTEN" and server_port in (s.local.port, s.remote.port)
         }
-        for step in self.run.steps:
-            if "client" not in self.programs and step.program == "client":
-                # Started only when the run first waits for it: until then nothing of the
-                # client can happen, so the server's first steps (and their packets) are its own.
+        for index, step in enumerate(self.run.steps):
+            if "client" not in self.programs and (index > 0 or step.program == "client"):
+                # Started once the run's first step (the server's "listening") has had its
+                # snapshot: that step's packets are then surely none of the client's.
                 self._start("client", port=server_port)
             self.waiting_for = step.label
             report = self._wait_until(lambda: self._parked_at(step), f"{step.label} to be reached")
