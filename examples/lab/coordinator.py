@@ -14,7 +14,9 @@ How a run goes:
 3. A snapshot waits until the network is quiet: no process of the experiment
    is running (each is parked, blocked in a call, or gone), no segment is
    waiting for an answer (no FIN_WAIT1, LAST_ACK, ...), no byte is
-   unacknowledged, and two readings in a row agree.  This is waiting for a
+   unacknowledged, and two readings in a row agree.  Data (or a FIN) that
+   waits behind the peer's zero window, with nothing in flight, counts as
+   quiet: only the peer's program reading can move it.  This is waiting for a
    condition, polled, never a fixed sleep; the run's deadline bounds it.
 4. At the end the client must have exited and the server's children too; the
    final snapshot is taken, then the server's whole process group is killed
@@ -45,7 +47,7 @@ from . import processes
 from .participant import CONTROL_ENV, PROGRAM_ENV
 from .record import ROLE_ORDER, Event, ProgramResult, Record, Snapshot, SocketRow, step_label
 from .schedule import Experiment, Run, Step
-from .sockets import AWAITING_PEER, TableReading, read_table
+from .sockets import AWAITING_PEER, TableReading, read_table, read_zero_window_sockets
 
 LOOPBACK = "127.0.0.1"
 LAB_HOME = Path(__file__).resolve().parent.parent  # the folder that holds the lab package
@@ -369,8 +371,13 @@ class Coordinator:
         reading = read_table()
         self.states_source = reading.source
         rows = self._experiment_rows(reading)
-        in_flight = any(r.state in AWAITING_PEER or (r.send_q and r.role != "listener") for r in rows)
-        return None if in_flight else rows
+        pending = [r for r in rows if r.state in AWAITING_PEER or (r.send_q and r.role != "listener")]
+        if pending:
+            # Data (or a FIN) held back by the peer's zero window is not in flight: it stays
+            # until the peer's program reads, which only a later step can make it do.
+            stalled = {(str(local), str(remote)) for local, remote in read_zero_window_sockets()}
+            pending = [r for r in pending if (r.local, r.remote) not in stalled]
+        return None if pending else rows
 
     def _snapshot(self, at: str, caption: str) -> Snapshot:
         previous: list[list[SocketRow] | None] = [None]
