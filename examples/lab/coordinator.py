@@ -357,11 +357,21 @@ class Coordinator:
                 role = "server"
             elif sock.remote.port == port:
                 role = "client"
-                self.ports.setdefault("client", sock.local.port)
+                self._note_client_port(sock.local.port)
             else:
                 continue
             rows.append(SocketRow(role, str(sock.local), str(sock.remote), sock.state, sock.recv_q, sock.send_q))
         return sorted(rows, key=lambda r: (ROLE_ORDER.index(r.role), r.local, r.remote))
+
+    def _note_client_port(self, port: int) -> None:
+        """Remember each port the client connects from: "client", then "client-2", ... in order of appearance.
+
+        A client that opens one connection after another gets a new port each
+        time; the record names them all, so that normalising replaces every one.
+        """
+        if port not in self.ports.values():
+            count = sum(1 for name in self.ports if name.startswith("client"))
+            self.ports["client" if count == 0 else f"client-{count + 1}"] = port
 
     def _quiet_rows(self) -> list[SocketRow] | None:
         """The experiment's sockets if the network is quiet right now, else None."""
