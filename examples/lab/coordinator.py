@@ -18,7 +18,9 @@ How a run goes:
 3. A snapshot waits until the network is quiet: no process of the experiment
    is running (each is parked, blocked in a call, or gone), no segment is
    waiting for an answer (no FIN_WAIT1, LAST_ACK, ...), no byte is
-   unacknowledged, and two readings in a row agree.  This is waiting for a
+   unacknowledged, and two readings in a row agree.  Data (or a FIN) that
+   waits behind the peer's zero window, with nothing in flight, counts as
+   quiet: only the peer's program reading can move it.  This is waiting for a
    condition, polled, never a fixed sleep; the run's deadline bounds it.
    The segments captured since the previous snapshot are then the step's own:
    a segment passes the capture before TCP handles it, so once the network is
@@ -54,7 +56,7 @@ from .packets import CaptureUnavailable, LoopbackCapture, PacketLog
 from .participant import CONTROL_ENV, PROGRAM_ENV
 from .record import ROLE_ORDER, Event, ProgramResult, Record, Snapshot, SocketRow, step_label
 from .schedule import Experiment, Run, Step
-from .sockets import AWAITING_PEER, TableReading, read_table
+from .sockets import AWAITING_PEER, TableReading, read_table, read_zero_window_sockets
 
 LOOPBACK = "127.0.0.1"
 NOTE_PORT = 50008  # the note's port: free in a namespace of our own
@@ -424,13 +426,23 @@ class Coordinator:
                 role = "server"
             elif sock.remote.port == port:
                 role = "client"
-                self.ports.setdefault("client", sock.local.port)
+                self._note_client_port(sock.local.port)
             else:
                 continue
             rows.append(
                 SocketRow(role, str(sock.local), str(sock.remote), sock.state, sock.recv_q, sock.send_q, sock.expires)
             )
         return sorted(rows, key=lambda r: (ROLE_ORDER.index(r.role), r.local, r.remote))
+
+    def _note_client_port(self, port: int) -> None:
+        """Remember each port the client connects from: "client", then "client-2", ... in order of appearance.
+
+        A client that opens one connection after another gets a new port each
+        time; the record names them all, so that normalising replaces every one.
+        """
+        if port not in self.ports.values():
+            count = sum(1 for name in self.ports if name.startswith("client"))
+            self.ports["client" if count == 0 else f"client-{count + 1}"] = port
 
     def _quiet_rows(self) -> list[SocketRow] | None:
         """The experiment's sockets if the network is quiet right now, else None."""
@@ -440,8 +452,13 @@ class Coordinator:
         reading = read_table()
         self.states_source = reading.source
         rows = self._experiment_rows(reading)
-        in_flight = any(r.state in AWAITING_PEER or (r.send_q and r.role != "listener") for r in rows)
-        return None if in_flight else rows
+        pending = [r for r in rows if r.state in AWAITING_PEER or (r.send_q and r.role != "listener")]
+        if pending:
+            # Data (or a FIN) held back by the peer's zero window is not in flight: it stays
+            # until the peer's program reads, which only a later step can make it do.
+            stalled = {(str(local), str(remote)) for local, remote in read_zero_window_sockets()}
+            pending = [r for r in pending if (r.local, r.remote) not in stalled]
+        return None if pending else rows
 
     def _snapshot(self, at: str, caption: str) -> Snapshot:
         previous: list[list[SocketRow] | None] = [None]

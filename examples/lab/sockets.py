@@ -371,3 +371,75 @@ def read_table() -> TableReading:
         if done.returncode == 0:
             return TableReading(tuple(parse_bsd_netstat(done.stdout)), "netstat -an -p tcp")
     return TableReading((), "none: no /proc/net/tcp and no netstat on this system", available=False)
+
+
+# -- Linux: which sockets wait only for the peer's window to open --------------
+#
+# A socket whose peer's program does not read fills the peer's receive buffer;
+# the peer then advertises a zero window, and what is left in the Send-Q stays
+# there, unsent, for as long as the peer does not read.  Nothing is in flight
+# and nothing will change on its own (the zero-window probes change no queue),
+# so for a snapshot that socket is as quiet as an idle one: "Send-Q 0" is not
+# the only quiet.  The table rows cannot tell the two apart; tcp_info can
+# (``tcpi_unacked`` segments in flight, ``tcpi_snd_wnd`` the peer's window,
+# Linux 6.2 and later), and sock_diag hands it out with INET_DIAG_INFO.
+
+_INET_DIAG_INFO = 2  # attribute type, and the request's extension bit 1 << (2 - 1)
+_RTATTR = struct.Struct("=HH")  # struct rtattr: length, type
+_TCPI_UNACKED = struct.Struct("=I")  # tcp_info.tcpi_unacked, at offset 24
+_TCPI_UNACKED_OFFSET = 24
+_TCPI_SND_WND_OFFSET = 228  # tcp_info.tcpi_snd_wnd (Linux 6.2+): the tcp_info must be longer than this
+
+
+def _window_closed(data: bytes, at: int, end: int) -> bool:
+    """Whether the inet_diag_msg at ``data[at:end]`` has data queued, none in flight, and a zero peer window."""
+    _, send_q = _INET_DIAG_QUEUES.unpack_from(data, at + 52)
+    offset = at + _INET_DIAG_MSG_SIZE
+    while offset + _RTATTR.size <= end:
+        length, kind = _RTATTR.unpack_from(data, offset)
+        if length < _RTATTR.size:
+            break
+        info = data[offset + _RTATTR.size : offset + length]
+        if kind == _INET_DIAG_INFO and len(info) >= _TCPI_SND_WND_OFFSET + 4:
+            (unacked,) = _TCPI_UNACKED.unpack_from(info, _TCPI_UNACKED_OFFSET)
+            (snd_wnd,) = _TCPI_UNACKED.unpack_from(info, _TCPI_SND_WND_OFFSET)
+            return send_q > 0 and unacked == 0 and snd_wnd == 0
+        offset += _align4(length)
+    return False  # no tcp_info, or one too old to hold the window: never call it quiet
+
+
+def read_zero_window_sockets() -> set[tuple[Endpoint, Endpoint]]:
+    """(local, remote) of every TCP socket whose queued data waits only for the peer's window to open.
+
+    Linux only (an empty set elsewhere, or when sock_diag will not answer): a
+    caller that gets an empty set simply treats queued data as in flight.
+    """
+    if not sys.platform.startswith("linux"):
+        return set()
+    found: set[tuple[Endpoint, Endpoint]] = set()
+    states = _PROC_STATES_MASK & ~(1 << _TCP_LISTEN)
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, _NETLINK_SOCK_DIAG) as sock:
+            sock.settimeout(_NETLINK_TIMEOUT)
+            for seq, family in enumerate((socket.AF_INET, socket.AF_INET6), start=1):
+                payload = _INET_DIAG_REQ_V2.pack(family, socket.IPPROTO_TCP, 1 << (_INET_DIAG_INFO - 1), states)
+                header = _NLMSGHDR.pack(_NLMSGHDR.size + len(payload), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST | _NLM_F_DUMP, seq, 0)
+                sock.sendto(header + payload, (0, 0))
+                done = False
+                while not done:
+                    data = sock.recv(_RECV_BUFFER)
+                    offset = 0
+                    while offset + _NLMSGHDR.size <= len(data):
+                        length, kind, _, msg_seq, _ = _NLMSGHDR.unpack_from(data, offset)
+                        if length < _NLMSGHDR.size:
+                            raise OSError(errno.EBADMSG, "malformed netlink message")
+                        body = offset + _NLMSGHDR.size
+                        if msg_seq == seq and kind in (_NLMSG_DONE, _NLMSG_ERROR):
+                            done = True  # an error only means "no such sockets to report": the set stays as it is
+                        elif msg_seq == seq and kind == _SOCK_DIAG_BY_FAMILY and _window_closed(data, body, offset + length):
+                            row = _row_from_inet_diag(data, body)
+                            found.add((row.local, row.remote))
+                        offset += _align4(length)
+    except (OSError, AttributeError, struct.error):
+        return set()
+    return found

@@ -1,0 +1,88 @@
+"""A server that reads the request to its end, then sends a 200 KB reply.
+
+For every connection it forks a child that reads until end of file: the
+client's FIN is what says the request is complete.  It then sends a header
+line and a 200000-byte body, in two writes, and closes:
+
+    Connected by ('127.0.0.1', 38136)
+    request: b'send me the report'
+    sent the header
+    sent the body, 200000 bytes
+
+Run it by hand and point its client at it from another terminal:
+
+    python examples/graceful-server.py            # listens on 127.0.0.1:50008
+    python examples/graceful-client.py --port 50008
+"""
+
+import argparse
+import errno
+import os
+import signal
+import socket
+import sys
+
+from lab import step
+
+BODY = b"r" * 200_000
+
+
+def handle(conn: socket.socket, addr: tuple) -> None:
+    """The child's whole conversation with one client."""
+    print("Connected by", addr)
+    step("accepted")
+
+    request = b""
+    while chunk := conn.recv(1024):  # until end of file: the client has sent all it will
+        request += chunk
+    print("request:", request)
+    step("received", data=request)
+
+    try:
+        conn.sendall(f"{len(BODY)} bytes follow\n".encode())
+        print("sent the header")
+        step("sent header")
+        conn.sendall(BODY)
+        print(f"sent the body, {len(BODY)} bytes")
+        step("sent body")
+    except OSError as e:
+        print(f"send failed: [Errno {e.errno}] {errno.errorcode[e.errno]}: {e.strerror} ({type(e).__name__})")
+        step("send failed", error=e)
+
+    conn.close()
+
+
+def serve(host: str, port: int) -> None:
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # finished children are reaped by the kernel
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port))
+    s.listen(5)
+    port = s.getsockname()[1]  # the real port, if we asked for any free one (0)
+    print(f"listening on {host}:{port}", file=sys.stderr)
+    step("listening", port=port)
+
+    while True:
+        conn, addr = s.accept()
+        if os.fork() == 0:
+            s.close()
+            handle(conn, addr)
+            sys.stdout.flush()
+            os._exit(0)
+        conn.close()  # the child holds the connection; closing our copy sends nothing
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=50008, help="port to listen on, 0 for any free one (default: %(default)s)")
+    args = parser.parse_args()
+    try:
+        serve(args.host, args.port)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
