@@ -393,7 +393,7 @@ _TCPI_SND_WND_OFFSET = 228  # tcp_info.tcpi_snd_wnd (Linux 6.2+): the tcp_info m
 
 def _window_closed(data: bytes, at: int, end: int) -> bool:
     """Whether the inet_diag_msg at ``data[at:end]`` has data queued, none in flight, and a zero peer window."""
-    _, send_q = _INET_DIAG_QUEUES.unpack_from(data, at + 52)
+    _expires, _recv_q, send_q = _INET_DIAG_QUEUES.unpack_from(data, at + 52)
     offset = at + _INET_DIAG_MSG_SIZE
     while offset + _RTATTR.size <= end:
         length, kind = _RTATTR.unpack_from(data, offset)
