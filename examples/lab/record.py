@@ -211,6 +211,9 @@ class Record:
         data.pop("ports")
         for packet in data["packets"]:
             packet.pop("time")  # the order of the segments stays; their timing is the machine's
+            # How far a window is open follows the kernel's buffer autotuning, which depends on
+            # timing; whether it is shut (a zero window holds the sender back) is the story.
+            packet["window"] = "shut" if packet["window"] == 0 else "open"
         by_port = {port: f"<{role}-port>" for role, port in self.ports.items()}
         patterns = [(re.compile(rf"(?<!\d){port}(?!\d)"), f"<{role}-port>") for role, port in self.ports.items()]
 
