@@ -45,7 +45,7 @@ from . import processes
 from .participant import CONTROL_ENV, PROGRAM_ENV
 from .record import ROLE_ORDER, Event, ProgramResult, Record, Snapshot, SocketRow, step_label
 from .schedule import Experiment, Run, Step
-from .sockets import AWAITING_PEER, TableReading, read_table
+from .sockets import AWAITING_PEER, TIMER_ZERO_WINDOW_PROBE, TableReading, read_table
 
 LOOPBACK = "127.0.0.1"
 LAB_HOME = Path(__file__).resolve().parent.parent  # the folder that holds the lab package
@@ -369,7 +369,18 @@ class Coordinator:
         reading = read_table()
         self.states_source = reading.source
         rows = self._experiment_rows(reading)
-        in_flight = any(r.state in AWAITING_PEER or (r.send_q and r.role != "listener") for r in rows)
+        # A socket whose peer advertises a zero window waits for the peer program to read, which
+        # it may never do before the next step (a closed window can hold a FIN back for ever, as
+        # in the simultaneous-close experiment): its unsent bytes and its state are settled.
+        held = {
+            (str(s.local), str(s.remote))
+            for s in reading.sockets
+            if s.timer == TIMER_ZERO_WINDOW_PROBE and s.send_q
+        }
+        in_flight = any(
+            (r.state in AWAITING_PEER or (r.send_q and r.role != "listener")) and (r.local, r.remote) not in held
+            for r in rows
+        )
         return None if in_flight else rows
 
     def _snapshot(self, at: str, caption: str) -> Snapshot:

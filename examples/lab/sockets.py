@@ -42,7 +42,7 @@ import socket
 import struct
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # Kernel state numbers, from include/net/tcp_states.h.
@@ -64,6 +64,12 @@ LINUX_STATES = {
 # States in which a segment is still waiting for the peer's answer.  While any
 # socket of an experiment is in one of them the network is not quiet yet.
 AWAITING_PEER = frozenset({"SYN_SENT", "SYN_RECV", "NEW_SYN_RECV", "FIN_WAIT1", "CLOSING", "LAST_ACK"})
+
+# The kernel's timer codes (``tr`` in /proc/net/tcp, ``idiag_timer`` in sock_diag):
+# 4 is the zero-window probe (ICSK_TIME_PROBE0).  It runs when the socket has
+# data (or a FIN) to send and the peer advertises no room for it: what the
+# socket waits for then is the peer *program* reading, not the network.
+TIMER_ZERO_WINDOW_PROBE = 4
 
 
 @dataclass(frozen=True, order=True)
@@ -88,6 +94,9 @@ class TcpSocket:
     state: str
     recv_q: int
     send_q: int
+    # The kernel's timer code (see TIMER_ZERO_WINDOW_PROBE); not part of what netstat shows,
+    # so not compared either.
+    timer: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -143,6 +152,7 @@ def parse_proc_net_tcp(text: str) -> list[TcpSocket]:
                 state=LINUX_STATES.get(int(fields[3], 16), f"UNKNOWN({fields[3]})"),
                 recv_q=int(rx_queue, 16),
                 send_q=int(tx_queue, 16),
+                timer=int(fields[5].split(":")[0], 16) if len(fields) > 5 else 0,
             )
         )
     return sockets
@@ -199,10 +209,10 @@ _NLMSGHDR = struct.Struct("=IHHII")
 # struct inet_diag_sockid (ports big-endian, addresses in network order,
 # interface, cookie), all zero: we ask for every socket, not one.
 _INET_DIAG_REQ_V2 = struct.Struct("=BBBxI48x")
-# struct inet_diag_msg: family, state, timer, retrans; inet_diag_sockid (source
+# struct inet_diag_msg: family, state, timer, retrans (skipped); inet_diag_sockid (source
 # and destination port big-endian, then the two 16-byte addresses in network
 # order; interface and cookie skipped); expires, rqueue, wqueue, uid, inode.
-_INET_DIAG_MSG_HEAD = struct.Struct("=BBxx")
+_INET_DIAG_MSG_HEAD = struct.Struct("=BBBx")
 _INET_DIAG_PORTS = struct.Struct("!HH")
 _INET_DIAG_QUEUES = struct.Struct("=4xII8x")  # expires skipped; rqueue, wqueue; uid, inode skipped
 _INET_DIAG_MSG_SIZE = 72
@@ -282,7 +292,7 @@ def _row_from_inet_diag(data: bytes, at: int) -> TcpSocket:
     FIN_WAIT2 for an orphaned FIN_WAIT2 socket) and request sockets as
     SYN_RECV, with 0 queues: exactly what /proc prints for them.
     """
-    family, state = _INET_DIAG_MSG_HEAD.unpack_from(data, at)[:2]
+    family, state, timer = _INET_DIAG_MSG_HEAD.unpack_from(data, at)
     sport, dport = _INET_DIAG_PORTS.unpack_from(data, at + 4)
     size = 4 if family == socket.AF_INET else 16  # an IPv4 address fills only the first word
     src = data[at + 8 : at + 8 + size]
@@ -296,6 +306,7 @@ def _row_from_inet_diag(data: bytes, at: int) -> TcpSocket:
         state=LINUX_STATES.get(state, f"UNKNOWN({state:02X})"),
         recv_q=recv_q,
         send_q=send_q,
+        timer=timer,
     )
 
 
