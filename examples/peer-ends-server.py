@@ -24,6 +24,7 @@ from lab import step
 
 
 def handle(conn: socket.socket) -> None:
+    step("accepted")
     how = conn.recv(16).decode()  # the client sent the word alone, before anything else
     print("asked to", how)
     step("asked", how=how)
