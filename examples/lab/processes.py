@@ -56,16 +56,32 @@ def descendants(roots: list[int]) -> list[int]:
     return found
 
 
+def _thread_states(pid: int) -> list[str]:
+    """The state letter of every thread of a process (none if it is gone).
+
+    /proc/PID/stat describes the main thread only: a server that handles a
+    connection in a thread of its own (socketserver.ThreadingTCPServer) would
+    look at rest while that thread runs.
+    """
+    try:
+        threads = os.listdir(PROC / str(pid) / "task")
+    except OSError:
+        return []
+    states = []
+    for tid in threads:
+        try:
+            text = (PROC / str(pid) / "task" / tid / "stat").read_text()
+        except OSError:
+            continue  # that thread has ended meanwhile
+        states.append(text[text.rindex(")") + 2])
+    return states
+
+
 def busy(pids: list[int]) -> list[int]:
-    """Those of ``pids`` that are running or about to run (not blocked, not exited)."""
+    """Those of ``pids`` with a thread running or about to run (not blocked, not exited)."""
     if not CAN_SEE_PROCESSES:
         return []
-    result = []
-    for pid in pids:
-        stat = _stat(pid)
-        if stat is not None and stat[0] not in _AT_REST:
-            result.append(pid)
-    return result
+    return [pid for pid in pids if any(state not in _AT_REST for state in _thread_states(pid))]
 
 
 def become_subreaper() -> None:
