@@ -70,9 +70,11 @@ def test_repeated_runs_capture_the_same(lab_run, experiment, run):
     assert_all_equal([normalised_json(r) for r in records], f"{REPEATS} runs of {experiment}/{run}")
 
 
-def test_a_shared_client_runs_the_experiment_it_is_given(tmp_path):
+@pytest.mark.parametrize("choice", [["--experiment", "other-peers-asyncio"], ["--run", "read-to-eof"]], ids=["experiment", "run"])
+def test_a_shared_client_runs_the_experiment_it_is_given(tmp_path, choice):
+    """The site's capture passes --run alone: that picks the experiment that has the run."""
     out = tmp_path / "record.json"
-    command = [sys.executable, "half-close-client.py", "--experiment", "other-peers-asyncio", "--json", str(out), "--quiet"]
+    command = [sys.executable, "half-close-client.py", *choice, "--json", str(out), "--quiet"]
     subprocess.run(command, cwd=EXAMPLES, check=True, timeout=30)
     record = Record.from_json(out.read_text())
     assert (record.experiment, record.run) == ("other-peers-asyncio", "read-to-eof")

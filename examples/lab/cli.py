@@ -55,7 +55,13 @@ def client_command_line(main: Callable[[str, int], None], script_file: str) -> N
     run_names = list(dict.fromkeys(run.name for e in experiments for run in e.runs))
     parser = _parser(script, doc, run_names, [e.name for e in experiments])
     args = parser.parse_args()
-    experiment = _chosen(experiments, getattr(args, "experiment", None)) or experiment
+    # Without --experiment, --run alone picks the experiment that has that run (what the site's capture
+    # passes); run names are unique among the experiments of one client.
+    experiment = (
+        _chosen(experiments, getattr(args, "experiment", None))
+        or next((e for e in experiments if args.run in [run.name for run in e.runs]), None)
+        or experiment
+    )
     if args.run is not None and args.run not in [run.name for run in experiment.runs]:
         parser.error(f"experiment {experiment.name!r} has no run {args.run!r}")
 
