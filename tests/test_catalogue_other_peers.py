@@ -165,14 +165,44 @@ def test_note_server_against_nc_half_closing():
     assert output.splitlines()[1:] == ["success recv", "data: b'Hello, world'", "success send", "success recv", "data: b''"]
 
 
+def _read_until(stream, wanted: str, timeout: float = 5.0) -> str:
+    """Read a pipe (text mode) until ``wanted`` has appeared in it; bounded."""
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while wanted not in seen:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"{wanted!r} did not come within {timeout} s; so far: {seen!r}"
+        ready, _, _ = select.select([stream], [], [], remaining)
+        if ready:
+            chunk = os.read(stream.fileno(), 4096).decode()
+            assert chunk, f"the pipe closed before {wanted!r}; so far: {seen!r}"
+            seen += chunk
+    return seen
+
+
 def test_note_server_against_nc_without_half_close():
-    """Without -N, nc never sends its FIN: it prints the echo, then both wait for the other."""
+    """Without -N, nc never sends its FIN: it prints the echo, then both wait, until nc is killed."""
     nc = _tool("nc", "netcat-openbsd")
     server, port = _start_note_server()
+    client = subprocess.Popen([nc, "127.0.0.1", str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        with pytest.raises(subprocess.TimeoutExpired) as waited:
-            subprocess.run([nc, "127.0.0.1", str(port)], input="Hello, world", capture_output=True, text=True, timeout=0.5)
-        assert waited.value.stdout in ("Hello, world", b"Hello, world")  # the echo came; the end never did
+        assert client.stdin is not None and client.stdout is not None and server.stdout is not None
+        client.stdin.write(b"Hello, world")
+        client.stdin.close()  # the end of nc's input: without -N, nothing goes to the server
+        assert _read_until(client.stdout, "Hello, world") == "Hello, world"  # the echo came
+        before = _read_until(server.stdout, "success send\n")
+        # Both now wait for the other; a short look is enough to see that nobody moves.
+        with pytest.raises(subprocess.TimeoutExpired):
+            client.wait(timeout=0.3)
+        ready, _, _ = select.select([server.stdout], [], [], 0)
+        assert not ready, "the server's second recv() returned although nc sent no FIN"
+        assert before.splitlines()[1:] == ["success recv", "data: b'Hello, world'", "success send"]
+        # When nc dies, its kernel closes the socket: the FIN the server was waiting for.
+        client.kill()
+        assert _read_until(server.stdout, "data: b''\n").splitlines() == ["success recv", "data: b''"]
     finally:
-        output = _stop(server)
-    assert output.splitlines()[1:] == ["success recv", "data: b'Hello, world'", "success send"]  # blocked in recv()
+        client.kill()
+        client.wait()
+        assert client.stdout is not None
+        client.stdout.close()
+        _stop(server)
