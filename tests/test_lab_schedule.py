@@ -21,7 +21,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def test_real_file():
     assert EXPERIMENTS_FILE == EXAMPLES / "experiments.toml"
     experiments = load_experiments()
-    assert list(experiments) == ["close", "shutdown"]
+    assert list(experiments)[:2] == ["close", "shutdown"]  # the note's two; the catalogue's follow
 
     close = experiments["close"]
     assert close.programs == {"server": EXAMPLES / "multi-process-server.py", "client": EXAMPLES / "client-close.py"}
@@ -55,7 +55,7 @@ def test_real_file():
 def test_lookups():
     assert experiment_for_client(EXAMPLES / "client-shutdown.py").name == "shutdown"
     assert load_experiment("close").programs["client"].name == "client-close.py"
-    with pytest.raises(ScheduleError, match=r"experiments.toml has no experiment 'nope' \(it has: close, shutdown\)"):
+    with pytest.raises(ScheduleError, match=r"experiments.toml has no experiment 'nope' \(it has: close, shutdown, "):
         load_experiment("nope")
     with pytest.raises(ScheduleError, match=r"no experiment whose client is multi-process-server.py"):
         experiment_for_client(EXAMPLES / "multi-process-server.py")
