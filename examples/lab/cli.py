@@ -15,10 +15,10 @@ from pathlib import Path
 from .coordinator import ExperimentError, run_experiment
 from .isolation import MODES, IsolationError
 from .report import format_story
-from .schedule import ScheduleError, experiment_for_client
+from .schedule import Experiment, ScheduleError, experiment_for_client, load_experiments
 
 
-def _parser(script: Path, doc: str | None, runs: list[str]) -> argparse.ArgumentParser:
+def _parser(script: Path, doc: str | None, runs: list[str], experiments: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"python {script.name}",
         description=doc,
@@ -30,6 +30,12 @@ def _parser(script: Path, doc: str | None, runs: list[str]) -> argparse.Argument
     parser.add_argument("--host", default="127.0.0.1", help="server address (default: %(default)s)")
     parser.add_argument("--port", type=int, help="use a server you started yourself on this port")
     parser.add_argument("--run", choices=runs, help=f"which order of steps to run (default: {runs[0]})")
+    if len(experiments) > 1:
+        parser.add_argument(
+            "--experiment",
+            choices=experiments,
+            help=f"which of the experiments with this client to run (default: {experiments[0]})",
+        )
     parser.add_argument("--all", action="store_true", help="run every order of steps, one after another")
     parser.add_argument("--json", metavar="FILE", type=Path, help="also write the run's record as JSON to FILE")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -46,12 +52,26 @@ def _parser(script: Path, doc: str | None, runs: list[str]) -> argparse.Argument
 def client_command_line(main: Callable[[str, int], None], script_file: str) -> None:
     script = Path(script_file).resolve()
     doc = sys.modules["__main__"].__doc__
+    path = script.parent / "experiments.toml"
     try:
-        experiment = experiment_for_client(script, script.parent / "experiments.toml")
+        experiment = experiment_for_client(script, path)
+        # Several experiments may share a client (one client against different servers).
+        experiments = [e for e in load_experiments(path).values() if e.programs["client"].resolve() == script]
     except ScheduleError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)  # the same status as a run that fails: the experiment cannot be run
-    args = _parser(script, doc, [run.name for run in experiment.runs]).parse_args()
+    run_names = list(dict.fromkeys(run.name for e in experiments for run in e.runs))
+    parser = _parser(script, doc, run_names, [e.name for e in experiments])
+    args = parser.parse_args()
+    # Without --experiment, --run alone picks the experiment that has that run (what the site's capture
+    # passes); run names are unique among the experiments of one client.
+    experiment = (
+        _chosen(experiments, getattr(args, "experiment", None))
+        or next((e for e in experiments if args.run in [run.name for run in e.runs]), None)
+        or experiment
+    )
+    if args.run is not None and args.run not in [run.name for run in experiment.runs]:
+        parser.error(f"experiment {experiment.name!r} has no run {args.run!r}")
 
     if args.port is not None:
         main(args.host, args.port)  # the note's way: a server is already there
@@ -71,3 +91,7 @@ def client_command_line(main: Callable[[str, int], None], script_file: str) -> N
         if not args.quiet:
             print(format_story(record))
             print()
+
+
+def _chosen(experiments: list[Experiment], name: str | None) -> Experiment | None:
+    return next((e for e in experiments if e.name == name), None)

@@ -421,28 +421,31 @@ class Coordinator:
                     continue
                 self.stale.discard((sock.local, sock.remote))  # our client was given that very pair again
             if sock.state == "LISTEN" and sock.local.port == port:
-                role = "listener"
+                role, connection = "listener", 0
             elif sock.local.port == port:
-                role = "server"
+                role, connection = "server", self._connection_number(sock.remote.port)
             elif sock.remote.port == port:
-                role = "client"
-                self._note_client_port(sock.local.port)
+                role, connection = "client", self._connection_number(sock.local.port)
             else:
                 continue
-            rows.append(
-                SocketRow(role, str(sock.local), str(sock.remote), sock.state, sock.recv_q, sock.send_q, sock.expires)
-            )
-        return sorted(rows, key=lambda r: (ROLE_ORDER.index(r.role), r.local, r.remote))
+            rows.append((connection, SocketRow(role, str(sock.local), str(sock.remote), sock.state, sock.recv_q, sock.send_q, sock.expires)))
+        # Connections in the order the client opened them, not by their (random) port numbers, so that
+        # a client with several connections gives the same tables on every run.
+        rows.sort(key=lambda pair: (ROLE_ORDER.index(pair[1].role), pair[0], pair[1].local, pair[1].remote))
+        return [row for _, row in rows]
 
-    def _note_client_port(self, port: int) -> None:
-        """Remember each port the client connects from: "client", then "client-2", ... in order of appearance.
+    def _connection_number(self, client_port: int) -> int:
+        """1 for the client's first connection, 2 for its second...; its port is named in ``self.ports``.
 
-        A client that opens one connection after another gets a new port each
-        time; the record names them all, so that normalising replaces every one.
+        The first is "client", the next "client-2" and so on: the record normalises every port it names.
         """
-        if port not in self.ports.values():
-            count = sum(1 for name in self.ports if name.startswith("client"))
-            self.ports["client" if count == 0 else f"client-{count + 1}"] = port
+        numbered = [role for role in self.ports if role == "client" or role.startswith("client-")]
+        for number, role in enumerate(numbered, start=1):
+            if self.ports[role] == client_port:
+                return number
+        self.ports["client" if not numbered else f"client-{len(numbered) + 1}"] = client_port
+        return len(numbered) + 1
+
 
     def _quiet_rows(self) -> list[SocketRow] | None:
         """The experiment's sockets if the network is quiet right now, else None."""

@@ -56,16 +56,42 @@ def descendants(roots: list[int]) -> list[int]:
     return found
 
 
+def _busy(pid: int) -> bool:
+    """Whether any thread of the process is running or about to run.
+
+    /proc/PID/stat gives the main thread's state only: a server that handles a
+    connection in a thread of its own (socketserver.ThreadingTCPServer) would
+    look at rest while that thread runs.  So a process with several threads
+    has each of them looked at; the common single-threaded case costs one read.
+    """
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return False  # gone
+    fields = text[text.rindex(")") + 2 :].split()
+    if fields[0] not in _AT_REST:
+        return True
+    if int(fields[17]) == 1:  # num_threads (field 20 of proc_pid_stat(5))
+        return False
+    try:
+        threads = os.listdir(PROC / str(pid) / "task")
+    except OSError:
+        return False
+    for tid in threads:
+        try:
+            text = (PROC / str(pid) / "task" / tid / "stat").read_text()
+        except OSError:
+            continue  # that thread has ended meanwhile
+        if text[text.rindex(")") + 2] not in _AT_REST:
+            return True
+    return False
+
+
 def busy(pids: list[int]) -> list[int]:
-    """Those of ``pids`` that are running or about to run (not blocked, not exited)."""
+    """Those of ``pids`` with a thread running or about to run (not blocked, not exited)."""
     if not CAN_SEE_PROCESSES:
         return []
-    result = []
-    for pid in pids:
-        stat = _stat(pid)
-        if stat is not None and stat[0] not in _AT_REST:
-            result.append(pid)
-    return result
+    return [pid for pid in pids if _busy(pid)]
 
 
 def become_subreaper() -> None:
