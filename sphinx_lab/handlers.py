@@ -198,17 +198,24 @@ class Page:
         elif kind == "states":
             made = render.states(record)
         elif kind in ("sequence", "state-diagram"):
-            made = [self._picture(kind, record, node)]
+            made = self._picture(kind, record, node)
         else:
             made = [render.capture_note(record)]
         return [_located(part, node) for part in made]
 
-    def _picture(self, kind: str, record: Record, node: nodes.Element) -> nodes.Node:
-        """A diagram drawn from the run's segments; without segments, the reason there is none."""
+    def _picture(self, kind: str, record: Record, node: nodes.Element) -> list[nodes.Node]:
+        """A diagram drawn from the run's segments, one per connection; without segments, why none."""
         if not record.packets:
-            return render.not_captured(f"no {kind.replace('-', ' ')}: {record.packets_source or 'no segments'}")
+            return [render.not_captured(f"no {kind.replace('-', ' ')}: {record.packets_source or 'no segments'}")]
         make = pictures.sequence_figure if kind == "sequence" else pictures.state_figure
-        return make(record, node.source, node.line)
+        connections = record.connections()
+        if len(connections) == 1:
+            return [make(record, node.source, node.line)]
+        caption = pictures.SEQUENCE_CAPTION if kind == "sequence" else pictures.STATE_CAPTION
+        return [
+            make(record.for_connection(n), node.source, node.line, caption=f"Connection {n} of {len(connections)}. {caption}")
+            for n in connections
+        ]
 
     # -- findings -------------------------------------------------------------------
 

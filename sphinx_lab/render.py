@@ -77,6 +77,7 @@ def states(record: Record) -> list[nodes.Node]:
     """
     made: list[nodes.Node] = []
     number = 0
+    numbered = len(record.connections()) > 1  # then each segment says which connection it is on
     for snapshot in record.all_snapshots():
         packets = record.packets_at(snapshot.at)
         step = nodes.container(classes=["lab-step"])
@@ -86,9 +87,9 @@ def states(record: Record) -> list[nodes.Node]:
                            [row.cells() for row in snapshot.sockets], "(no socket of this experiment exists)",
                            "lab-states")
             if packets:
-                step += _packet_table(f"On the wire, up to Table {number}", packets)
+                step += _packet_table(f"On the wire, up to Table {number}", packets, numbered)
         elif packets:
-            step += _packet_table(f"On the wire: {_step_words(record, snapshot.at)}", packets)
+            step += _packet_table(f"On the wire: {_step_words(record, snapshot.at)}", packets, numbered)
         if len(step):
             made.append(step)
     return made
@@ -102,8 +103,8 @@ def _step_words(record: Record, label: str) -> str:
     return f"the {event.program}'s {event.call or event.step}"
 
 
-def _packet_table(title: str, packets: list[Packet]) -> nodes.table:
-    return _table(title, PACKET_COLUMNS, PACKET_WIDTHS, [p.cells() for p in packets], "", "lab-packets")
+def _packet_table(title: str, packets: list[Packet], numbered: bool) -> nodes.table:
+    return _table(title, PACKET_COLUMNS, PACKET_WIDTHS, [p.cells(numbered) for p in packets], "", "lab-packets")
 
 
 def _table(

@@ -54,7 +54,7 @@ from . import processes
 from .isolation import Isolation, run_isolated
 from .packets import CaptureUnavailable, LoopbackCapture, PacketLog
 from .participant import CONTROL_ENV, PROGRAM_ENV
-from .record import ROLE_ORDER, Event, ProgramResult, Record, Snapshot, SocketRow, step_label
+from .record import ROLE_ORDER, Event, Packet, ProgramResult, Record, Snapshot, SocketRow, client_port_name, step_label
 from .schedule import Experiment, Run, Step
 from .sockets import AWAITING_PEER, TableReading, read_table, read_zero_window_sockets
 
@@ -524,8 +524,20 @@ class Coordinator:
         reading = read_table()
         return self._experiment_rows(reading) if reading.available else []
 
+    def _packets(self) -> list[Packet]:
+        """The captured segments, each with the number of its connection as the tables named it."""
+        if self.packet_log is None:
+            return []
+        named = {port: int(name.partition("-")[2] or 1) for name, port in self.ports.items() if name.startswith("client")}
+        packets = self.packet_log.packets(named)
+        for number, port in self.packet_log.connection_ports.items():
+            # A connection no table showed is named too, so that normalising replaces its port.
+            self.ports.setdefault(client_port_name(number), port)
+        return packets
+
     def _record(self, final: Snapshot | None) -> Record:
         self._drain_output()
+        packets = self._packets()  # before the ports are written down: it may name more of them
         results = {
             name: ProgramResult(
                 script=program.script.name,
@@ -549,7 +561,7 @@ class Coordinator:
             leftover=[],
             ports=dict(self.ports),
             states_source=self.states_source or read_table().source,
-            packets=self.packet_log.packets() if self.packet_log is not None else [],
+            packets=packets,
             packets_source=self.packets_source,
             isolation=self.where.describe(),
             metadata={

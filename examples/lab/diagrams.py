@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .tcp_states import ENDS, INITIAL_STATES, RFC_NAMES, Transition, display_name, transitions
+from .tcp_states import ENDS, INITIAL_STATES, RFC_NAMES, Transition, display_name, record_transitions
 
 if TYPE_CHECKING:
     from .record import Event, Packet, Record
@@ -216,7 +216,7 @@ def _sequence_rows(record: Record, found: list[Transition]) -> list[_Row]:
 
 def sequence_diagram(record: Record) -> str:
     """The run's segments between the two lifelines, with the calls and the states, as DOT."""
-    found = transitions(record.packets)
+    found = record_transitions(record)
     rows = _sequence_rows(record, found)
     title = _title(record, "TCP segments and states")
     lines = [
@@ -257,7 +257,7 @@ def sequence_diagram(record: Record) -> str:
 
 def describe_sequence(record: Record) -> str:
     """The sequence diagram in words: one sentence per call and per segment."""
-    changes = _changes(transitions(record.packets))
+    changes = _changes(record_transitions(record))
     calls = call_positions(record)
     sentences = [
         f"The client starts {display_name(INITIAL_STATES['client'])}, the server {display_name(INITIAL_STATES['server'])}."
@@ -358,7 +358,7 @@ def taken_edges(record: Record) -> list[Taken]:
     taken = []
     if INITIAL_STATES["server"] == "LISTEN":
         taken.append(Taken("server", "closed", "listen"))  # its listen(), before any segment
-    for t in transitions(record.packets):
+    for t in record_transitions(record):
         source = _node(t.before, arriving=False)
         target = _node(t.after, arriving=True)
         if (source, target) not in rfc and t.after == "CLOSE" and (source, "closed") in rfc and not t.rst:
@@ -490,7 +490,7 @@ def describe_state_path(record: Record) -> str:
 
     ``client: CLOSED → SYN_SENT → ESTABLISHED → FIN_WAIT1 → FIN_WAIT2 → CLOSED (by a reset).``
     """
-    taken = transitions(record.packets)
+    taken = record_transitions(record)
     sentences = []
     for end in ENDS:
         mine = [t for t in taken if t.end == end]

@@ -326,6 +326,7 @@ class PacketLog:
     def __init__(self, server_port: int) -> None:
         self.server_port = server_port
         self._seen: list[tuple[Segment, str]] = []
+        self.connection_ports: dict[int, int] = {}  # set by packets(): connection number -> client port
 
     def add(self, segments: Iterable[Segment], step: str) -> None:
         """Keep the segments on the server port (others on ``lo`` are not the run's)."""
@@ -334,9 +335,16 @@ class PacketLog:
     def __len__(self) -> int:
         return len(self._seen)
 
-    def packets(self) -> list[Packet]:
+    def packets(self, connections: dict[int, int] | None = None) -> list[Packet]:
+        """The record's packets.  ``connections`` numbers the client's ports (port -> 1, 2, ...);
+        a port it lacks gets the next number, in the order its first segment was seen."""
         if not self._seen:
             return []
+        numbers = dict(connections or {})
+        for segment, _ in self._seen:
+            client_port = segment.sport if segment.dport == self.server_port else segment.dport
+            numbers.setdefault(client_port, max(numbers.values(), default=0) + 1)
+        self.connection_ports = {number: port for port, number in numbers.items()}
         # Without a SYN a direction counts from the first number seen of it: its
         # first sequence number, or, if it sent nothing, the first ack it got.
         first: dict[Flow, int] = {}
@@ -367,6 +375,7 @@ class PacketLog:
                     length=segment.length,
                     window=window,
                     step=step,
+                    connection=numbers[segment.sport if segment.dport == self.server_port else segment.dport],
                 )
             )
         return result

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 SCHEMA_VERSION = 4  # bump when the JSON layout changes; cached records are then ignored
@@ -22,6 +22,15 @@ TABLE_COLUMNS = ("Proto", "Recv-Q", "Send-Q", "Local Address", "Foreign Address"
 
 # A packet table's columns: tcpdump's, with relative sequence numbers and the sender by role.
 PACKET_COLUMNS = ("Time", "Direction", "Flags", "Seq", "Ack", "Length", "Window")
+
+
+def client_port_name(connection: int) -> str:
+    """How ``Record.ports`` names the port of the client's n-th connection: client, client-2, ..."""
+    return "client" if connection == 1 else f"client-{connection}"
+
+
+def _port_of(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
 
 
 def step_label(program: str, step: str, occurrence: int) -> str:
@@ -83,6 +92,7 @@ class Packet:
     length: int  # payload bytes
     window: int  # the receive window the sender advertised, in bytes (scaled)
     step: str
+    connection: int = 1  # which of the client's connections: 1 for its first, 2 for the next...
 
     @property
     def receiver(self) -> str:
@@ -92,11 +102,11 @@ class Packet:
         """``SYN, ACK``: the flags as a reader would say them."""
         return ", ".join(self.flags)
 
-    def cells(self) -> tuple[str, ...]:
-        """The segment's values, in the order of PACKET_COLUMNS."""
+    def cells(self, numbered: bool = False) -> tuple[str, ...]:
+        """The segment's values, in the order of PACKET_COLUMNS; ``numbered``: say which connection."""
         return (
             f"{self.time:.6f}",
-            f"{self.sender} → {self.receiver}",
+            (f"#{self.connection} " if numbered else "") + f"{self.sender} → {self.receiver}",
             self.flags_text(),
             str(self.seq),
             "" if self.ack is None else str(self.ack),
@@ -173,6 +183,37 @@ class Record:
         """The segments tied to ``step`` (a step label, or "end")."""
         return [packet for packet in self.packets if packet.step == step]
 
+    def connections(self) -> list[int]:
+        """The client's connections that crossed the wire, by number (``[1]`` for most runs)."""
+        return sorted({packet.connection for packet in self.packets})
+
+    def for_connection(self, number: int) -> Record:
+        """The run as seen by one connection: its segments, its sockets, the steps it spans.
+
+        For a client that opens several connections one after another, each
+        can be drawn and checked on its own: the other connections' rows and
+        segments are left out, and so are the steps before its first segment
+        and after its last (the calls drawn are then the ones that concern it).
+        """
+        port = self.ports.get(client_port_name(number))
+        packets = [packet for packet in self.packets if packet.connection == number]
+        labels = [event.label for event in self.events]
+        used = [labels.index(p.step) if p.step in labels else len(labels) for p in packets]
+        first, last = (min(used), max(used)) if used else (0, len(labels))
+
+        def mine(row: SocketRow) -> bool:
+            if row.role == "listener":
+                return True
+            return _port_of(row.local if row.role == "client" else row.remote) == port
+
+        def view(snapshot: Snapshot | None) -> Snapshot | None:
+            if snapshot is None:
+                return None
+            return replace(snapshot, sockets=[row for row in snapshot.sockets if mine(row)])
+
+        events = [replace(event, snapshot=view(event.snapshot)) for event in self.events[first : last + 1]]
+        return replace(self, packets=packets, events=events, final=view(self.final))
+
     def tail_output(self, program: str) -> str:
         """What ``program`` printed after its last step."""
         printed = "".join(e.output for e in self.events if e.program == program)
@@ -209,7 +250,8 @@ class Record:
         data = asdict(self)
         data.pop("metadata")
         data.pop("ports")
-        for packet in data["packets"]:
+        packets = data.pop("packets")  # numbers only, none of them a port: not scrubbed (a window may equal one)
+        for packet in packets:
             packet.pop("time")  # the order of the segments stays; their timing is the machine's
             # How far a window is open follows the kernel's buffer autotuning, which depends on
             # timing; whether it is shut (a zero window holds the sender back) is the story.
@@ -230,4 +272,4 @@ class Record:
                 return [scrub(item) for item in value]
             return value
 
-        return scrub(data)
+        return scrub(data) | {"packets": packets}

@@ -35,19 +35,19 @@ def _snapshot_block(snapshot: Snapshot, number: int) -> list[str]:
 
 
 # tcpdump-like: time, who to whom, then the flags and numbers.
-_PACKET_LAYOUT = ((9, ">"), (17, "<"), (14, "<"), (6, ">"), (6, ">"), (6, ">"), (7, ">"))
+_PACKET_LAYOUT = ((9, ">"), (20, "<"), (14, "<"), (6, ">"), (6, ">"), (6, ">"), (7, ">"))
 
 
-def format_packet(packet: Packet) -> str:
-    cells = packet.cells()
+def format_packet(packet: Packet, numbered: bool = False) -> str:
+    cells = packet.cells(numbered)
     return " ".join(f"{cell:{align}{width}}" for cell, (width, align) in zip(cells, _PACKET_LAYOUT)).rstrip()
 
 
 PACKET_HEADER = " ".join(f"{cell:{align}{width}}" for cell, (width, align) in zip(PACKET_COLUMNS, _PACKET_LAYOUT))
 
 
-def _packet_lines(packets: list[Packet]) -> list[str]:
-    return [f"  {'wire':<6} | {format_packet(packet)}" for packet in packets]
+def _packet_lines(packets: list[Packet], numbered: bool) -> list[str]:
+    return [f"  {'wire':<6} | {format_packet(packet, numbered)}" for packet in packets]
 
 
 def _printed(program: str, text: str) -> list[str]:
@@ -69,7 +69,7 @@ def format_story(record: Record) -> str:
         for event in (e for e in record.events if e.epoch == epoch):
             lines += _printed(event.program, event.output)
             lines.append(f"  {event.program:<6} * reached step {event.step!r}")
-        lines += _packet_lines(record.packets_at(snapshot.at))
+        lines += _packet_lines(record.packets_at(snapshot.at), numbered=len(record.connections()) > 1)
         if snapshot is record.final:
             for program in record.programs:
                 lines += _printed(program, record.tail_output(program))

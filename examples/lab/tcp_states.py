@@ -75,6 +75,7 @@ class Transition:
     cause: str  # "sent FIN", "received ACK of FIN", "received RST", ...
     rst: bool = False  # a reset did it: an edge the RFC's figure does not draw
     when: int = -1  # the segment after which it happened: packet_index, or later (see transitions())
+    step: str = ""  # for a change made by a call rather than a segment: the step it happened in
 
     def __post_init__(self) -> None:
         if self.when < 0:
@@ -108,6 +109,15 @@ class _Tracker:
     def move(self, end: _End, index: int, after: str, cause: str, rst: bool = False) -> None:
         if end.state != after:
             self.found.append(Transition(end.name, index, end.state, after, cause, rst, self.now))
+            end.state = after
+
+    def called_close(self, index: int, end: _End, step: str) -> None:
+        """The program closed (or shut down for writing) while its FIN had to wait behind data."""
+        after = {"ESTABLISHED": "FIN_WAIT1", "CLOSE_WAIT": "LAST_ACK"}.get(end.state)
+        if after:
+            cause = "close() with its FIN queued behind unsent data"
+            # After the segment before the call; the FIN itself leaves later.
+            self.found.append(Transition(end.name, index, end.state, after, cause, when=max(index - 1, 0), step=step))
             end.state = after
 
     def sent(self, index: int, packet: Packet, end: _End) -> None:
@@ -176,7 +186,11 @@ class _Tracker:
             self.move(end, index, after, "received FIN")
 
 
-def transitions(packets: Sequence[Packet], initial: dict[str, str] | None = None) -> list[Transition]:
+def transitions(
+    packets: Sequence[Packet],
+    initial: dict[str, str] | None = None,
+    closes: dict[int, list[tuple[str, str]]] | None = None,
+) -> list[Transition]:
     """Every state change of both ends, in the order of the segments.
 
     ``packets`` are the segments of one connection, in the order they were
@@ -184,6 +198,12 @@ def transitions(packets: Sequence[Packet], initial: dict[str, str] | None = None
     client CLOSE, the server LISTEN).  A segment may change both ends (the
     sender's change is listed first), or one end twice.  Transitions are
     listed in the order they happened; ``when`` says after which segment.
+
+    ``closes`` adds what no segment shows: ``{i: [("client", "client:closed")]}``
+    means the client called ``close()`` or ``shutdown(SHUT_WR)`` (in that step) before segment ``i``
+    while its FIN could not leave yet (held behind unsent data).  The RFC
+    moves an end at the call ("CLOSE / snd FIN", the FIN queued until the data
+    has gone), and so does Linux; see ``record_transitions()``.
     """
     tracker = _Tracker(INITIAL_STATES | (initial or {}))
     delivered_after = _in_flight(packets)
@@ -192,11 +212,16 @@ def transitions(packets: Sequence[Packet], initial: dict[str, str] | None = None
         late.setdefault(later, []).append(index)
     for index, packet in enumerate(packets):
         tracker.now = index
+        for end, step in (closes or {}).get(index, []):
+            tracker.called_close(index, tracker.ends[end], step)
         tracker.sent(index, packet, tracker.ends[packet.sender])
         for arriving in late.get(index, []):
             tracker.received(arriving, packets[arriving], tracker.ends[packets[arriving].receiver])
         if index not in delivered_after:
             tracker.received(index, packet, tracker.ends[packet.receiver])
+    tracker.now = len(packets)
+    for end, step in (closes or {}).get(len(packets), []):
+        tracker.called_close(len(packets), tracker.ends[end], step)
     return tracker.found
 
 
@@ -227,22 +252,55 @@ def path(end: str, found: Iterable[Transition], initial: dict[str, str] | None =
     return states
 
 
-def states_at_steps(record: Record) -> dict[str, dict[str, str]]:
-    """Each end's state at each step of the run: ``{"client:closed": {"client": "FIN_WAIT2", ...}}``.
+# The kernel changes state at the call (close(), shutdown()), the segments only when the
+# FIN leaves.  A FIN queued behind data the peer's zero window holds back has not left:
+# the table already says FIN_WAIT1 (or LAST_ACK) while the wire still says ESTABLISHED
+# (or CLOSE_WAIT).  The table then tells us of the call, and the tracker takes it in.
+_FIN_QUEUED = {("ESTABLISHED", "FIN_WAIT1"), ("CLOSE_WAIT", "LAST_ACK")}
 
-    A step's state is the one after the last segment that belongs to it
-    (``Packet.step``), or the previous step's when it has none.  The keys are
-    the events' labels in run order, then ``"end"`` (the segments after the
-    last step).  A segment naming a step the run does not have is counted
-    where it lies in the list, with the step before it.
+
+def record_transitions(record: Record) -> list[Transition]:
+    """``transitions()`` of the record's segments, with the closes only its tables reveal.
+
+    Where a table lists an end in FIN_WAIT1 (or LAST_ACK) with data still in
+    its Send-Q while the segments so far leave it ESTABLISHED (or
+    CLOSE_WAIT), the end closed with its FIN queued: that close is placed
+    after the step's segments, and the segments are read again (a later FIN
+    from the peer then meets FIN_WAIT1: CLOSING, as the kernel says).
     """
-    by_packet: dict[int, list[Transition]] = {}
-    for t in transitions(record.packets):
-        by_packet.setdefault(t.when, []).append(t)
+    closes: dict[int, list[tuple[str, str]]] = {}
+    found = transitions(record.packets)
+    for _ in range(len(record.events) + 1):  # each pass adds the closes of one more step, at most
+        more = {index: list(ends) for index, ends in closes.items()}
+        for label, ends, after in _walk(record, found):
+            snapshot = record.snapshot(label)
+            for end, tracked in ends.items():
+                row = snapshot.row(end) if snapshot is not None else None
+                if row is not None and (tracked, row.state) in _FIN_QUEUED and row.send_q > 0:
+                    more.setdefault(after, []).append((end, label))
+                    break
+            else:
+                continue
+            break  # one close at a time: it changes what the later steps look like
+        if more == closes:
+            break
+        closes = more
+        found = transitions(record.packets, closes=closes)
+    return found
 
+
+def _walk(record: Record, found: list[Transition]) -> list[tuple[str, dict[str, str], int]]:
+    """Each step's label, each end's state after the step, and the index of the first later segment."""
+    by_packet: dict[int, list[Transition]] = {}
+    by_step: dict[str, list[Transition]] = {}
+    for t in found:
+        if t.step:
+            by_step.setdefault(t.step, []).append(t)  # made by a call, in that step
+        else:
+            by_packet.setdefault(t.when, []).append(t)
     states = dict(INITIAL_STATES)
     labels = [event.label for event in record.events] + ["end"]
-    result: dict[str, dict[str, str]] = {}
+    walked = []
     index = 0
     for label in labels:
         # The segments of this step are the ones up to its last; ordering in
@@ -252,8 +310,22 @@ def states_at_steps(record: Record) -> dict[str, dict[str, str]]:
             for t in by_packet.get(index, []):
                 states[t.end] = t.after
             index += 1
-        result[label] = dict(states)
-    return result
+        for t in by_step.get(label, []):
+            states[t.end] = t.after
+        walked.append((label, dict(states), index))
+    return walked
+
+
+def states_at_steps(record: Record) -> dict[str, dict[str, str]]:
+    """Each end's state at each step of the run: ``{"client:closed": {"client": "FIN_WAIT2", ...}}``.
+
+    A step's state is the one after the last segment that belongs to it
+    (``Packet.step``), or the previous step's when it has none.  The keys are
+    the events' labels in run order, then ``"end"`` (the segments after the
+    last step).  A segment naming a step the run does not have is counted
+    where it lies in the list, with the step before it.
+    """
+    return {label: ends for label, ends, _ in _walk(record, record_transitions(record))}
 
 
 def kernel_state(record: Record, at: str, end: str) -> str | None:
@@ -277,7 +349,8 @@ _UNLISTED = {"CLOSE", "LISTEN"}
 def disagreements(record: Record) -> list[str]:
     """Where the tracked states differ from the kernel's tables, in words; empty when they agree.
 
-    Only steps with a table are compared.
+    Only steps with a table are compared.  For a run with several
+    connections, compare each on its own: ``disagreements(record.for_connection(n))``.
     """
     found = []
     for at, ends in states_at_steps(record).items():
