@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO
 
 from lab.processes import descendants, wait_for_exit
+from lab.isolation import MODE_ENV
 from lab.record import SCHEMA_VERSION, Record
 
 TIMEOUT_MARGIN = 5.0  # seconds on top of the run's deadline: start-up and the coordinator's own clean-up
@@ -109,12 +110,16 @@ def cache_key(job: CaptureJob) -> str:
     The files are hashed by content, not by date, so a checkout or a touched
     file does not invalidate the cache.  The kernel release and the Python
     version are in the key because the socket states are the kernel's answer,
-    and the record's schema because an old record cannot be read back.
+    and the record's schema because an old record cannot be read back.  Where
+    the run takes place is too: the isolation asked for ($LAB_ISOLATION), and
+    whether we are root (a namespace of our own, or one in a user namespace;
+    packets or none), since the page says which.
     """
     digest = hashlib.sha256()
     for path in job.inputs():
         digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-    for part in (job.experiment, job.run, sys.version, platform.release(), str(SCHEMA_VERSION)):
+    where = (os.environ.get(MODE_ENV) or "auto", "root" if os.geteuid() == 0 else "user")
+    for part in (job.experiment, job.run, sys.version, platform.release(), str(SCHEMA_VERSION), *where):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()
 

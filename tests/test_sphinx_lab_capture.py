@@ -85,6 +85,15 @@ def test_key_changes_with_every_input(examples_copy: Path) -> None:
     assert cache_key(shutdown) != cache_key(other_run)
 
 
+def test_key_changes_with_where_the_run_takes_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A capture made on the machine's loopback (no packets) must not stand in for a namespaced one."""
+    job = job_for(EXAMPLES, "close")
+    monkeypatch.delenv("LAB_ISOLATION", raising=False)
+    auto = cache_key(job)
+    monkeypatch.setenv("LAB_ISOLATION", "loopback")
+    assert cache_key(job) != auto
+
+
 def test_capture_then_cache_hit(tmp_path: Path) -> None:
     cache = CaptureCache(tmp_path / "captures")
     job = job_for(EXAMPLES, "close")
