@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from lab.processes import descendants, wait_for_exit
 from lab.isolation import MODE_ENV
+from lab.processes import descendants, wait_for_exit
 from lab.record import SCHEMA_VERSION, Record
 
 TIMEOUT_MARGIN = 5.0  # seconds on top of the run's deadline: start-up and the coordinator's own clean-up

@@ -11,7 +11,12 @@ installed; without it Sphinx warns and shows the DOT text).
 from __future__ import annotations
 
 from docutils import nodes
-from lab.diagrams import describe_sequence, describe_state_path, sequence_diagram, state_diagram
+from lab.diagrams import (
+    describe_sequence,
+    describe_state_path,
+    sequence_diagram,
+    state_diagram,
+)
 from lab.record import Record
 from sphinx.ext.graphviz import graphviz
 

@@ -17,11 +17,14 @@ pytest_plugins = ["sphinx.testing.fixtures"]
 # (not even as a zombie), and no socket on the run's server port may be left
 # but the kernel's own TIME_WAIT entries.
 
-import os  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
+import os
+import time
+import uuid
 
-import pytest  # noqa: E402
+import lab.coordinator
+import pytest
+from lab.coordinator import ExperimentError
+from lab.record import Record
 
 LAB_MARK_ENV = "LAB_TEST_RUN_MARK"
 
@@ -104,3 +107,39 @@ def nobody_python() -> str:
     if python is None:
         pytest.skip("running as the user nobody needs root, runuser (util-linux) and a Python 3.11+ nobody may run")
     return python
+
+
+@pytest.fixture
+def lab_run(monkeypatch, lab_leftovers):
+    """``run_experiment(experiment, run, deadline, isolation)``, checked afterwards for what it left behind.
+
+    The run happens in a forked child (in a network namespace of its own when
+    it can), so what we check comes back with its result: the pids of every
+    process it started or heard from, and its server port.
+    """
+
+    def run(experiment, run_name=None, deadline=None, isolation=None) -> Record:
+        mark = lab_leftovers.new_mark()
+        monkeypatch.setenv(lab_leftovers.mark_env, mark)  # inherited by both programs and their children
+        pids: list[int] = []
+        port, namespaced = None, False
+        try:
+            record = lab.coordinator.run_experiment(experiment, run_name, deadline, isolation)
+            pids, port = record.metadata["pids"], record.ports.get("server")
+            namespaced = record.isolation.startswith("a network namespace")
+        except ExperimentError as error:
+            pids, port = error.pids, error.server_port
+            namespaced = isolation != "loopback" and os.geteuid() == 0
+            raise
+        finally:
+            monkeypatch.delenv(lab_leftovers.mark_env)
+            assert pids, "the run started no program"
+            assert lab_leftovers.existing(pids) == [], f"processes of the run still exist (pids {pids})"
+            assert lab_leftovers.processes_marked(mark) == [], "processes carrying the run's mark are alive"
+            if port and not namespaced:  # a namespace takes its sockets with it
+                left = lab_leftovers.sockets_left(port)
+                assert left == [], f"sockets of the run on port {port} left in the kernel: {left}"
+        assert all(row.state == "TIME_WAIT" for row in record.leftover), record.leftover
+        return record
+
+    return run

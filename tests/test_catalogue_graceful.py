@@ -7,7 +7,14 @@ row giving the same normalised capture.
 from __future__ import annotations
 
 from lab.schedule import load_experiment
-from test_lab_coordinator import LISTENER, REPEATS, assert_all_equal, fact, lab_run, normalised_json, table  # noqa: F401
+from lab_helpers import (
+    LISTENER,
+    REPEATS,
+    assert_all_equal,
+    fact,
+    normalised_json,
+    table,
+)
 
 RUN = "close-then-shutdown"
 REQUEST_AND_FIN = len(b"send me the report") + 1

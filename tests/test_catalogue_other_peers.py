@@ -22,7 +22,14 @@ from pathlib import Path
 import pytest
 from lab.record import Record
 from lab.schedule import load_experiment
-from test_lab_coordinator import LISTENER, REPEATS, assert_all_equal, fact, lab_run, normalised_json, table  # noqa: F401
+from lab_helpers import (
+    LISTENER,
+    REPEATS,
+    assert_all_equal,
+    fact,
+    normalised_json,
+    table,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 HELLO = {"bytes": "b'Hello, world'"}

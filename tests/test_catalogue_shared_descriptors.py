@@ -10,7 +10,14 @@ from __future__ import annotations
 import pytest
 from lab.record import Record
 from lab.schedule import load_experiment
-from test_lab_coordinator import LISTENER, REPEATS, assert_all_equal, fact, lab_run, normalised_json, table  # noqa: F401
+from lab_helpers import (
+    LISTENER,
+    REPEATS,
+    assert_all_equal,
+    fact,
+    normalised_json,
+    table,
+)
 
 EXPERIMENT = "shared-descriptors"
 CONNECTED = [LISTENER, ("server", "ESTABLISHED", 12, 0), ("client", "ESTABLISHED", 0, 0)]

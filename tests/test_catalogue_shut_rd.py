@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from lab.record import Record
 from lab.schedule import load_experiment
-from test_lab_coordinator import REPEATS, assert_all_equal, fact, lab_run, normalised_json, table  # noqa: F401
+from lab_helpers import REPEATS, assert_all_equal, fact, normalised_json, table
 
 EXPERIMENT = "shut-rd"
 LISTENER = ("listener", "LISTEN", 0, 0)

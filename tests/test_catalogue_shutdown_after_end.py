@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from lab.schedule import load_experiment
-from test_lab_coordinator import LISTENER, REPEATS, assert_all_equal, fact, lab_run, normalised_json, table  # noqa: F401
+from lab_helpers import (
+    LISTENER,
+    REPEATS,
+    assert_all_equal,
+    fact,
+    normalised_json,
+    table,
+)
 
 
 def error_name(record, label: str, name: str = "error") -> str | None:

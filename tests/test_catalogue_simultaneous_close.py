@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import pytest
 from lab.schedule import load_experiment
-from test_lab_coordinator import LISTENER, REPEATS, assert_all_equal, fact, lab_run, normalised_json, table  # noqa: F401
+from lab_helpers import (
+    LISTENER,
+    REPEATS,
+    assert_all_equal,
+    fact,
+    normalised_json,
+    table,
+)
 
 SIZE, WINDOW = 4000, 1152  # bytes each side sends; what the peer's smallest receive buffer takes in
 HELD = SIZE - WINDOW

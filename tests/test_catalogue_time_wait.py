@@ -15,7 +15,14 @@ import pytest
 from lab.record import Record
 from lab.schedule import load_experiment
 from lab.sockets import read_table
-from test_lab_coordinator import LISTENER, REPEATS, assert_all_equal, fact, lab_run, normalised_json, table  # noqa: F401
+from lab_helpers import (
+    LISTENER,
+    REPEATS,
+    assert_all_equal,
+    fact,
+    normalised_json,
+    table,
+)
 
 EXPERIMENT = "time-wait"
 

@@ -229,7 +229,7 @@ def test_crashing_client_exits_2_with_the_reason(cli, fixture_examples):
     server_tail, client_tail = done.stderr.split("--- last output of server (multi-process-server.py) ---\n")[1].split(
         "--- last output of client (client-crash.py) ---\n"
     )
-    assert re.search(r"^listening on 127\.0\.0\.1:\d+$", server_tail, re.M)
+    assert re.search(r"^listening on 127\.0\.0\.1:\d+$", server_tail, re.MULTILINE)
     # The tail of the client's traceback (its last lines: the message is cut to the end of the output).
     assert 'in main\n    raise RuntimeError("fixture client gives up on purpose")\n' in client_tail
     assert client_tail.endswith("RuntimeError: fixture client gives up on purpose\n")

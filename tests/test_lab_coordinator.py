@@ -1,6 +1,6 @@
 """lab/coordinator.py: real runs of the note's experiments, and runs that go wrong.
 
-Every run here goes through ``lab_run`` (below), which calls
+Every run here goes through ``lab_run`` (conftest.py), which calls
 ``lab.coordinator.run_experiment`` and afterwards, whether the run succeeded or
 failed, checks that it left nothing behind: no process (by the pids the
 programs reported and the coordinator started, and by an environment mark
@@ -10,71 +10,31 @@ TIME_WAIT.
 
 from __future__ import annotations
 
-import difflib
-import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import lab.coordinator
 import pytest
-from lab.coordinator import Coordinator, ExperimentError
-from lab.record import Record, Snapshot
+from lab.coordinator import ExperimentError
+from lab.record import Record
 from lab.schedule import load_experiment, load_experiments
 from lab.tcp_states import disagreements
+from lab_helpers import (
+    LISTENER,
+    REPEATS,
+    assert_all_equal,
+    fact,
+    normalised_json,
+    table,
+)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-REPEATS = 20
-
-
-@pytest.fixture
-def lab_run(monkeypatch, lab_leftovers):
-    """``run_experiment(experiment, run, deadline, isolation)``, checked afterwards for what it left behind.
-
-    The run happens in a forked child (in a network namespace of its own when
-    it can), so what we check comes back with its result: the pids of every
-    process it started or heard from, and its server port.
-    """
-
-    def run(experiment, run_name=None, deadline=None, isolation=None) -> Record:
-        mark = lab_leftovers.new_mark()
-        monkeypatch.setenv(lab_leftovers.mark_env, mark)  # inherited by both programs and their children
-        pids: list[int] = []
-        port, namespaced = None, False
-        try:
-            record = lab.coordinator.run_experiment(experiment, run_name, deadline, isolation)
-            pids, port = record.metadata["pids"], record.ports.get("server")
-            namespaced = record.isolation.startswith("a network namespace")
-        except ExperimentError as error:
-            pids, port = error.pids, error.server_port
-            namespaced = isolation != "loopback" and os.geteuid() == 0
-            raise
-        finally:
-            monkeypatch.delenv(lab_leftovers.mark_env)
-            assert pids, "the run started no program"
-            assert lab_leftovers.existing(pids) == [], f"processes of the run still exist (pids {pids})"
-            assert lab_leftovers.processes_marked(mark) == [], "processes carrying the run's mark are alive"
-            if port and not namespaced:  # a namespace takes its sockets with it
-                left = lab_leftovers.sockets_left(port)
-                assert left == [], f"sockets of the run on port {port} left in the kernel: {left}"
-        assert all(row.state == "TIME_WAIT" for row in record.leftover), record.leftover
-        return record
-
-    return run
 
 
 # -- the note's story ------------------------------------------------------------
 
-
-def table(snapshot: Snapshot | None) -> list[tuple]:
-    """role, state, Recv-Q, Send-Q of every socket in a snapshot."""
-    assert snapshot is not None
-    return [(row.role, row.state, row.recv_q, row.send_q) for row in snapshot.sockets]
-
-
-LISTENER = ("listener", "LISTEN", 0, 0)
 
 # The note's handshake, as every run opens: the segments tied to the client's connect().
 HANDSHAKE = [
@@ -88,12 +48,6 @@ def segments(record: Record) -> list[tuple]:
     """Each captured segment: the step it belongs to, sender, flags, relative seq and ack, length."""
     assert record.packets_source.startswith("AF_PACKET"), record.packets_source
     return [(p.step, p.sender, "+".join(p.flags), p.seq, p.ack, p.length) for p in record.packets]
-
-
-def fact(record: Record, label: str, name: str):
-    event = record.event(label)
-    assert event is not None, f"no step {label}"
-    return event.facts[name]
 
 
 def check_close_story(record: Record) -> None:
@@ -239,17 +193,6 @@ def test_story(lab_run, experiment, run):
     # The packets and the tables tell one story: RFC 9293's state machine, fed the captured
     # segments, reaches at every step the states the kernel's table shows.
     assert disagreements(record) == []
-
-
-def normalised_json(record: Record) -> str:
-    return json.dumps(record.normalised(), sort_keys=True, indent=1)
-
-
-def assert_all_equal(texts: list[str], what: str) -> None:
-    for number, text in enumerate(texts[1:], start=2):
-        if text != texts[0]:
-            diff = "\n".join(difflib.unified_diff(texts[0].splitlines(), text.splitlines(), "run 1", f"run {number}", lineterm=""))
-            pytest.fail(f"{what}: run {number} differs from run 1 (normalised records):\n{diff[:6000]}")
 
 
 @RUNS

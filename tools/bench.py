@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 
-from lab.schedule import load_experiments  # noqa: E402
+from lab.schedule import load_experiments
 
 
 def timed(action: Callable[[], None], repeat: int, before: Callable[[], None] = lambda: None) -> float:

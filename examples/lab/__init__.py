@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from .participant import step
 
-__all__ = ["step", "run_example"]
+__all__ = ["run_example", "step"]
 
 
 def run_example(main: Callable[[str, int], None], script: str) -> None:

@@ -47,19 +47,30 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import processes
 from .isolation import Isolation, run_isolated
 from .packets import CaptureUnavailable, LoopbackCapture, PacketLog
 from .participant import CONTROL_ENV, PROGRAM_ENV
-from .record import ROLE_ORDER, Event, Packet, ProgramResult, Record, Snapshot, SocketRow, client_port_name, step_label
+from .record import (
+    ROLE_ORDER,
+    Event,
+    Packet,
+    ProgramResult,
+    Record,
+    Snapshot,
+    SocketRow,
+    client_port_name,
+    step_label,
+)
 from .schedule import Experiment, Run, Step
 from .sockets import AWAITING_PEER, TableReading, read_table, read_zero_window_sockets
 
 LOOPBACK = "127.0.0.1"
 NOTE_PORT = 50008  # the note's port: free in a namespace of our own
+NOT_ISOLATED = Isolation("loopback", "not isolated by the caller")  # a Coordinator made directly
 LAB_HOME = Path(__file__).resolve().parent.parent  # the folder that holds the lab package
 TAIL_LINES = 8
 QUIET_POLL_SECONDS = 0.0005  # how often the socket table is re-read while waiting for quiet
@@ -123,7 +134,7 @@ class Coordinator:
         run: Run,
         deadline: float | None = None,
         python: str = sys.executable,
-        where: Isolation = Isolation("loopback", "not isolated by the caller"),
+        where: Isolation = NOT_ISOLATED,
     ):
         self.experiment = experiment
         self.where = where
@@ -213,7 +224,7 @@ class Coordinator:
                 # snapshot: that step's packets are then surely none of the client's.
                 self._start("client", port=server_port)
             self.waiting_for = step.label
-            report = self._wait_until(lambda: self._parked_at(step), f"{step.label} to be reached")
+            report = self._wait_until(lambda step=step: self._parked_at(step), f"{step.label} to be reached")
             # Every step gets a table in the record; the captioned ones are shown.
             snapshot = self._snapshot(step.label, step.caption or f"{step.program} reached step {step.name!r}")
             snapshot.shown = step.caption is not None

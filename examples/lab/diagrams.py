@@ -20,7 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .tcp_states import ENDS, INITIAL_STATES, RFC_NAMES, Transition, display_name, record_transitions
+from .tcp_states import (
+    ENDS,
+    INITIAL_STATES,
+    RFC_NAMES,
+    Transition,
+    display_name,
+    record_transitions,
+)
 
 if TYPE_CHECKING:
     from .record import Event, Packet, Record
