@@ -187,16 +187,43 @@ def _arrow(packet: Packet) -> str:
 
 
 def _changes(found: list[Transition]) -> dict[int, list[Transition]]:
-    """The transitions that happened right after each segment was sent, by the segment's index."""
+    """The transitions that happened right after each segment was sent, by the segment's index.
+
+    Changes made by a call rather than a segment (a close whose FIN waits
+    behind data) are not here: they are drawn with their step's call.
+    """
     by_packet: dict[int, list[Transition]] = {}
     for t in found:
-        by_packet.setdefault(t.when, []).append(t)
+        if not t.step:
+            by_packet.setdefault(t.when, []).append(t)
     return by_packet
+
+
+def _closing_call(record: Record, change: Transition) -> str:
+    """The label of the event whose call made ``change`` (a close whose FIN had to wait).
+
+    The change was seen in the table of step ``change.step``.  If that step
+    is the closing end's own, its call did it; otherwise the end had been
+    let go from its last step before that one, and was making the call of
+    its next step when the table was read.
+    """
+    labels = [event.label for event in record.events]
+    seen_at = labels.index(change.step) if change.step in labels else len(labels)
+    own = [i for i, event in enumerate(record.events) if event.program == change.end]
+    before = [i for i in own if i <= seen_at]
+    if before and before[-1] == seen_at:
+        return labels[seen_at]
+    after = [i for i in own if i > seen_at]
+    return labels[after[0]] if after else change.step
 
 
 def _sequence_rows(record: Record, found: list[Transition]) -> list[_Row]:
     calls = call_positions(record)
     changes = _changes(found)
+    by_call: dict[str, list[Transition]] = {}
+    for t in found:
+        if t.step:
+            by_call.setdefault(_closing_call(record, t), []).append(t)
     drawn: set[int] = set()  # the events whose call is drawn already, by id()
     rows = [
         _Row(**{end: _attrs(label=end, fontsize=11, fontcolor=COLOURS[end], fontname=FONT + ":bold") for end in ENDS})
@@ -207,6 +234,9 @@ def _sequence_rows(record: Record, found: list[Transition]) -> list[_Row]:
             if position == before and event.program in ENDS and which(event) and id(event) not in drawn:
                 rows.append(_Row(**{event.program: _call_node(call_text(event))}))
                 drawn.add(id(event))
+                landed = {t.end: t.after for t in by_call.get(event.label, [])}
+                if landed:  # the call moved an end though nothing could be sent yet
+                    rows.append(_Row(**{end: _state_node(end, state) for end, state in landed.items()}))
 
     add_calls(0, _opens)  # listen() is what puts the server in its first state: it goes above it
     rows.append(_Row(**{end: _state_node(end, INITIAL_STATES[end]) for end in ENDS}))

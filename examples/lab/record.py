@@ -193,13 +193,21 @@ class Record:
         For a client that opens several connections one after another, each
         can be drawn and checked on its own: the other connections' rows and
         segments are left out, and so are the steps before its first segment
-        and after its last (the calls drawn are then the ones that concern it).
+        and from the next connection's first segment on (the calls drawn are
+        then the ones that concern it).
         """
         port = self.ports.get(client_port_name(number))
         packets = [packet for packet in self.packets if packet.connection == number]
         labels = [event.label for event in self.events]
-        used = [labels.index(p.step) if p.step in labels else len(labels) for p in packets]
-        first, last = (min(used), max(used)) if used else (0, len(labels))
+
+        def first_step(connection: int) -> int:
+            steps = [labels.index(p.step) for p in self.packets if p.connection == connection and p.step in labels]
+            return min(steps, default=len(labels))
+
+        # From the step of its first segment to the step before the next connection's first:
+        # the calls made after its last segment (a failing shutdown(), say) are its own too.
+        first = first_step(number)
+        last = first_step(number + 1) - 1 if number + 1 in self.connections() else len(labels) - 1
 
         def mine(row: SocketRow) -> bool:
             if row.role == "listener":
