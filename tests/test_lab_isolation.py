@@ -163,6 +163,9 @@ def test_an_ordinary_user_on_plain_loopback_is_told_why_there_are_no_packets(as_
         "no packet capture: packet capture needs CAP_NET_RAW (run as root, or in a user namespace)"
     )
     assert story(record) == story(close_in_namespace)
-    # One line says why, and no segment line is printed.
+    # One line at the top says why, the closing line names the source, and no segment line is printed.
+    assert "\n  (No segments shown: packet capture needs CAP_NET_RAW (run as root, or in a user namespace).)\n" in (
+        process.stdout
+    )
     assert process.stdout.count("packets: no packet capture: packet capture needs CAP_NET_RAW") == 1
     assert "client → server" not in process.stdout

@@ -61,6 +61,8 @@ def format_story(record: Record) -> str:
         lines += [f"  {line}" for line in record.description.splitlines()]
     if record.packets:
         lines.append(f"  {'':<6}   {PACKET_HEADER}")
+    else:
+        lines.append(f"  (No segments shown: {record.packets_source.removeprefix('no packet capture: ')}.)")
     lines.append("")
     # Steps are shown in the order they were reached, between the snapshots that
     # came before and after them; that order is fixed by the run, not by timing.
