@@ -44,6 +44,8 @@ Warnings all have type ``lab``, a location, and one of these subtypes (so
                       reported even when ``lab_execute`` is off, where only the syntax is checked
 ``lab.markup``        a MyST ```` ```{finding} ```` fence read as plain text, because its first
                       line holds backticks (CommonMark forbids them there): use ``:::{finding}``
+``lab.diagram``       a run's captured segments and its tables disagree (replayed through
+                      RFC 9293's state machine), so its pictures would not be true
 
 Nothing is written to the source, configuration or examples folders.
 """

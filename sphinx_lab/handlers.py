@@ -22,6 +22,7 @@ from docutils import nodes
 from lab.findings import Check, CheckSyntaxError, evaluate, parse_check
 from lab.record import Record
 from lab.schedule import Experiment, Run, ScheduleError, load_experiment
+from lab.tcp_states import disagreements
 
 from . import pictures, render
 from .capture import CaptureCache, CaptureError, CaptureJob, capture
@@ -92,6 +93,7 @@ class Page:
     experiments: dict[str, Experiment | Failure] = field(default_factory=dict)
     unknown_runs: dict[tuple[str, str], Failure] = field(default_factory=dict)
     records: dict[tuple[str, str], Record | Failure] = field(default_factory=dict)
+    checked_pictures: set[tuple[str, str]] = field(default_factory=set)  # runs whose wire and tables were compared
 
     def fill(self, node: nodes.Element) -> None:
         loaded = self._load(node)
@@ -209,6 +211,15 @@ class Page:
             return [render.not_captured(f"no {kind.replace('-', ' ')}: {record.packets_source or 'no segments'}")]
         make = pictures.sequence_figure if kind == "sequence" else pictures.state_figure
         connections = record.connections()
+        for number in connections if (record.experiment, record.run) not in self.checked_pictures else ():
+            # The pictures replay the segments through RFC 9293's state machine; where that
+            # contradicts the kernel's own tables, a picture would show what did not happen.
+            # Said once per run and page, at its first picture.
+            contradictions = disagreements(record.for_connection(number))
+            if contradictions:
+                where = f"{record.experiment}/{record.run}" + (f", connection {number}" if len(connections) > 1 else "")
+                warn(LabWarning.DIAGRAM, f"{where}: the segments and the tables disagree: {contradictions[0]}", node)
+        self.checked_pictures.add((record.experiment, record.run))
         if len(connections) == 1:
             return [make(record, node.source, node.line)]
         caption = pictures.SEQUENCE_CAPTION if kind == "sequence" else pictures.STATE_CAPTION

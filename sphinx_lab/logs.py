@@ -24,6 +24,7 @@ class LabWarning(StrEnum):
     FINDING = "finding"  # a finding that does not hold in this build's capture
     CHECK_SYNTAX = "check-syntax"  # a check line that is malformed or names what the run lacks
     MARKUP = "markup"  # a MyST ```{finding} or ```{experiment} fence that was read as plain text
+    DIAGRAM = "diagram"  # a run whose segments and tables disagree: its pictures would not be true
 
 
 def warn(subtype: LabWarning, message: str, location: object) -> None:

@@ -6,6 +6,7 @@ its output folder, is its own; tests that need a shared cache say so.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -189,6 +190,35 @@ def test_second_build_takes_the_cache(make_app: Callable[..., SphinxTestApp], tm
         assert warnings_of(app) == ""
         app.cleanup()  # a second app in one process: let it register its nodes afresh
     assert len(list((tmp_path / "captures").iterdir())) == 2
+
+
+def test_a_capture_whose_wire_and_tables_disagree_is_not_drawn_silently(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path
+) -> None:
+    """The pictures replay the segments; a capture missing one (here: the ACK of the client's FIN) is flagged."""
+    conf = REAL | {"lab_cache_dir": str(tmp_path / "captures")}
+    for build in (1, 2):
+        srcdir = tmp_path / f"src{build}"
+        shutil.copytree(ROOTS / "test-lab", srcdir)
+        app = make_app("html", srcdir=srcdir, confoverrides=conf)
+        app.build()
+        app.cleanup()
+        if build == 1:
+            assert warnings_of(app) == ""
+            for cached in (tmp_path / "captures").iterdir():
+                record = json.loads(cached.read_text())
+                if record["run"] == "close":
+                    record["packets"] = [
+                        p for p in record["packets"] if not (p["step"] == "client:closed" and p["sender"] == "server")
+                    ]
+                    cached.write_text(json.dumps(record))
+    warnings = warnings_of(app)
+    assert re.search(
+        r"index\.rst:\d+: WARNING: close/close: the segments and the tables disagree: at client:closed: the segments "
+        r"put the client in FIN_WAIT1, the table lists FIN_WAIT2 \[lab\.diagram\]",
+        warnings,
+    ), warnings
+    assert warnings.count("[lab.diagram]") == 1  # once, at the first of the run's two pictures
 
 
 def test_rebuilds_run_only_what_changed(make_app: Callable[..., SphinxTestApp], tmp_path: Path) -> None:
