@@ -7,7 +7,7 @@ only then calls ``close()``:
 
     closed right after sending
     shut down for writing
-    received 200020 bytes, then end of file
+    received 40019 bytes, then end of file
 
 Run it alone to see both, with the server's side:
 
@@ -24,7 +24,9 @@ REQUEST = b"send me the report"
 
 def close_after_sending(host: str, port: int) -> None:
     s = socket.create_connection((host, port))
+    step("connected")
     s.sendall(REQUEST)
+    step("sent")
     s.close()  # the end of the request, and of everything else: nothing can read the reply now
     print("closed right after sending")
     step("closed")
@@ -32,7 +34,9 @@ def close_after_sending(host: str, port: int) -> None:
 
 def shut_wr_then_read(host: str, port: int) -> None:
     s = socket.create_connection((host, port))
+    step("connected")
     s.sendall(REQUEST)
+    step("sent")
     s.shutdown(socket.SHUT_WR)  # the end of the request only: our FIN goes out, reading goes on
     print("shut down for writing")
     step("shut_wr")
