@@ -151,6 +151,22 @@ def check_echo_after_shut_rd_story(record: Record) -> None:
     ]
 
 
+def check_echo_between_story(record: Record) -> None:
+    assert (record.experiment, record.run) == ("shutdown", "echo-between-shut-rd-and-recv")
+    assert table(record.snapshot("server:received")) == [LISTENER, ("server", "CLOSE_WAIT", 0, 0), ("client", "FIN_WAIT2", 0, 0)]
+    assert table(record.snapshot("server:sent")) == [LISTENER]  # the reset: both ends gone
+    error = fact(record, "client:recv failed", "error")["exception"]
+    assert (error["type"], error["errno_name"]) == ("ConnectionResetError", "ECONNRESET")
+    assert record.programs["client"].stdout == (
+        "shut_wr\nshut_rd\nrecv failed: [Errno 104] ECONNRESET: Connection reset by peer (ConnectionResetError)\n"
+    )
+    assert [(p.step, p.sender, "+".join(p.flags)) for p in record.packets][-2:] == [
+        ("server:sent", "server", "PSH+ACK"),
+        ("server:sent", "client", "RST"),
+    ]
+    assert [p for p in record.packets if p.step == "client:shut_rd"] == []  # SHUT_RD sends nothing
+
+
 def check_server_closes_first_story(record: Record) -> None:
     assert (record.experiment, record.run) == ("shutdown", "server-closes-first")
     assert table(record.snapshot("server:sent")) == [LISTENER, ("server", "CLOSE_WAIT", 0, 0), ("client", "FIN_WAIT2", 12, 0)]
@@ -176,6 +192,7 @@ STORIES = {
     ("close", "close"): check_close_story,
     ("shutdown", "echo-before-shut-rd"): check_echo_before_shut_rd_story,
     ("shutdown", "echo-after-shut-rd"): check_echo_after_shut_rd_story,
+    ("shutdown", "echo-between-shut-rd-and-recv"): check_echo_between_story,
     ("shutdown", "server-closes-first"): check_server_closes_first_story,
 }
 RUNS = pytest.mark.parametrize("experiment, run", list(STORIES), ids=[run for _, run in STORIES])

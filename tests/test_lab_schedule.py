@@ -45,7 +45,7 @@ def test_real_file():
     assert [s.label for s in run.steps if s.caption] == ["client:sent", "client:closed", "server:received", "server:sent"]
 
     shutdown = experiments["shutdown"]
-    assert [r.name for r in shutdown.runs] == ["echo-before-shut-rd", "echo-after-shut-rd", "server-closes-first"]
+    assert [r.name for r in shutdown.runs] == ["echo-before-shut-rd", "echo-after-shut-rd", "echo-between-shut-rd-and-recv", "server-closes-first"]
     assert shutdown.run(None).name == "echo-before-shut-rd"
     after = shutdown.run("echo-after-shut-rd")
     assert [s.label for s in after.steps][3:6] == ["client:shut_wr", "client:shut_rd", "server:accepted"]
@@ -59,7 +59,7 @@ def test_lookups():
         load_experiment("nope")
     with pytest.raises(ScheduleError, match=r"no experiment whose client is multi-process-server.py"):
         experiment_for_client(EXAMPLES / "multi-process-server.py")
-    with pytest.raises(ScheduleError, match=r"experiment 'shutdown' has no run 'nope' \(its runs: echo-before-shut-rd, echo-after-shut-rd, server-closes-first\)"):
+    with pytest.raises(ScheduleError, match=r"experiment 'shutdown' has no run 'nope' \(its runs: echo-before-shut-rd, echo-after-shut-rd, echo-between-shut-rd-and-recv, server-closes-first\)"):
         load_experiment("shutdown").run("nope")
 
 
