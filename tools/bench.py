@@ -15,6 +15,11 @@ clean build from the cache within 15 % of the build with execution off; a
 no-change rebuild within 10 % of Sphinx's own.  Each timing is the median of
 ``--repeat`` runs.  This is a benchmark, not a test: it asserts nothing and
 only reports, so a loaded machine cannot make the test suite flaky.
+
+Since the pages draw every run (Graphviz, at write time), a clean build from
+the cache does work the execution-off build cannot do: one ``dot`` per
+picture.  The 15 % goal was set before the pictures; the ratio now measures
+the pictures and the packet tables more than the cache.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 
 from lab.schedule import load_experiments
+
+NOTE_EXPERIMENTS = ("close", "shutdown")  # the rest of experiments.toml is the catalogue
 
 
 def timed(action: Callable[[], None], repeat: int, before: Callable[[], None] = lambda: None) -> float:
@@ -62,7 +69,7 @@ def main() -> None:
     try:
         print(f"Python {sys.version.split()[0]}, {args.repeat} runs per measurement (median)\n")
         print("Capture time per run (python examples/CLIENT --run RUN --quiet):")
-        total, runs = 0.0, 0
+        totals = {"note": [0.0, 0], "catalogue": [0.0, 0]}
         for experiment in load_experiments().values():
             for run in experiment.runs:
                 client = experiment.programs["client"]
@@ -70,8 +77,12 @@ def main() -> None:
                 seconds = timed(lambda command=command: subprocess.run(command, check=True), args.repeat)
                 label = f"{experiment.name}/{run.name}"
                 print(f"  {label:<42} {seconds:6.3f} s", flush=True)
-                total, runs = total + seconds, runs + 1
-        print(f"  {f'every run, one after another ({runs})':<42} {total:6.3f} s   (goal: under 10 s)\n")
+                part = totals["note" if experiment.name in NOTE_EXPERIMENTS else "catalogue"]
+                part[0], part[1] = part[0] + seconds, part[1] + 1
+        for part, goal in (("note", ""), ("catalogue", "   (goal: under 10 s)")):
+            seconds, runs = totals[part]
+            print(f"  {f'the {part}: its {runs} runs, one after another':<42} {seconds:6.3f} s{goal}")
+        print()
 
         out, cache = work / "out", work / "cache"
 
