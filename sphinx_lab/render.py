@@ -89,17 +89,17 @@ def states(record: Record) -> list[nodes.Node]:
             if packets:
                 step += _packet_table(f"On the wire, up to Table {number}", packets, numbered)
         elif packets:
-            step += _packet_table(f"On the wire: {_step_words(record, snapshot.at)}", packets, numbered)
+            step += _packet_table(f"On the wire, up to {_step_words(record, snapshot.at)}", packets, numbered)
         if len(step):
             made.append(step)
     return made
 
 
 def _step_words(record: Record, label: str) -> str:
-    """``the client's connect()``: the call (or step) a snapshot followed, in words."""
+    """``the client's connect()``: the call (or step) a snapshot followed, in words; or the end of the run."""
     event = record.event(label)
     if event is None:
-        return "after the last step"
+        return "the end of the run"
     return f"the {event.program}'s {event.call or event.step}"
 
 
