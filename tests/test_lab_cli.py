@@ -259,3 +259,26 @@ def test_broken_experiments_file_is_reported(cli, fixture_examples):
     assert done.stdout == ""
     assert done.stderr.startswith(f"error: {fixture_examples / 'experiments.toml'}: ")
     assert "Traceback" not in done.stderr
+
+
+def _clients() -> list[tuple[str, str]]:
+    """Every experiment's client script, as a reader would run it, with the experiment it runs."""
+    from lab.schedule import load_experiments
+
+    found: dict[str, str] = {}
+    for experiment in load_experiments().values():
+        found.setdefault(experiment.programs["client"].name, experiment.name)
+    return sorted(found.items())
+
+
+@pytest.mark.parametrize("client, experiment", _clients(), ids=[client for client, _ in _clients()])
+def test_every_example_runs_alone_from_the_terminal(cli, client, experiment):
+    """``python examples/CLIENT --all``: every run of its experiment, told as on the page (an example no test runs goes bad)."""
+    done = cli(f"examples/{client}", "--all")
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    from lab.schedule import load_experiments
+
+    for run in load_experiments()[experiment].runs:
+        assert f"Run {run.name!r}: {run.title}" in done.stdout
+    assert "== Table 1: " in done.stdout
+    assert re.search(r"client → server +SYN ", done.stdout)  # the segments too
