@@ -16,11 +16,10 @@ A server that forgets ``close()`` keeps it so for as long as it runs.
     python examples/close-wait-client.py --port 50008
 """
 
-import argparse
 import socket
 import sys
 
-from lab import step
+from lab import run_server, step
 
 
 def handle(conn: socket.socket, addr: tuple) -> None:
@@ -55,16 +54,5 @@ def serve(host: str, port: int) -> None:
         handle(conn, addr)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=50008, help="port to listen on, 0 for any free one (default: %(default)s)")
-    args = parser.parse_args()
-    try:
-        serve(args.host, args.port)
-    except KeyboardInterrupt:
-        pass
-
-
 if __name__ == "__main__":
-    main()
+    run_server(serve, __file__)

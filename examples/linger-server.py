@@ -14,14 +14,13 @@ rest waits in the client's kernel.  That is the data ``SO_LINGER`` is about.
     python examples/linger-client.py --port 50008
 """
 
-import argparse
 import errno
 import os
 import signal
 import socket
 import sys
 
-from lab import step
+from lab import run_server, step
 
 
 def handle(conn: socket.socket, addr: tuple) -> None:
@@ -67,16 +66,5 @@ def serve(host: str, port: int) -> None:
         conn.close()  # the child holds the connection; closing our copy sends nothing
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=50008, help="port to listen on, 0 for any free one (default: %(default)s)")
-    args = parser.parse_args()
-    try:
-        serve(args.host, args.port)
-    except KeyboardInterrupt:
-        pass
-
-
 if __name__ == "__main__":
-    main()
+    run_server(serve, __file__)

@@ -15,12 +15,11 @@ experiments use it as the peer whose ending the client observes:
     python examples/multiplexing-client.py --port 50008
 """
 
-import argparse
 import socket
 import struct
 import sys
 
-from lab import step
+from lab import run_server, step
 
 
 def handle(conn: socket.socket) -> None:
@@ -58,16 +57,5 @@ def serve(host: str, port: int) -> None:
         handle(conn)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=50008, help="port to listen on, 0 for any free one (default: %(default)s)")
-    args = parser.parse_args()
-    try:
-        serve(args.host, args.port)
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how you stop it
-
-
 if __name__ == "__main__":
-    main()
+    run_server(serve, __file__)

@@ -13,11 +13,10 @@ nothing of what the client's kernel then does with them: the tables do.
     python examples/shut-rd-client.py --port 50008
 """
 
-import argparse
 import socket
 import sys
 
-from lab import step
+from lab import run_server, step
 
 
 def handle(conn: socket.socket, addr: tuple) -> None:
@@ -48,16 +47,5 @@ def serve(host: str, port: int) -> None:
         handle(conn, addr)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=50008, help="port to listen on, 0 for any free one (default: %(default)s)")
-    args = parser.parse_args()
-    try:
-        serve(args.host, args.port)
-    except KeyboardInterrupt:
-        pass
-
-
 if __name__ == "__main__":
-    main()
+    run_server(serve, __file__)

@@ -95,3 +95,20 @@ def client_command_line(main: Callable[[str, int], None], script_file: str) -> N
 
 def _chosen(experiments: list[Experiment], name: str | None) -> Experiment | None:
     return next((e for e in experiments if e.name == name), None)
+
+
+def server_command_line(serve: Callable[[str, int], None], script_file: str) -> None:
+    """``--host`` and ``--port`` (the note's 50008 by default), then serve until Ctrl-C."""
+    script = Path(script_file).resolve()
+    parser = argparse.ArgumentParser(
+        prog=f"python {script.name}",
+        description=sys.modules["__main__"].__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=50008, help="port to listen on, 0 for any free one (default: %(default)s)")
+    args = parser.parse_args()
+    try:
+        serve(args.host, args.port)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how you stop it
