@@ -38,3 +38,10 @@ def assert_all_equal(texts: list[str], what: str) -> None:
         if text != texts[0]:
             diff = "\n".join(difflib.unified_diff(texts[0].splitlines(), text.splitlines(), "run 1", f"run {number}", lineterm=""))
             pytest.fail(f"{what}: run {number} differs from run 1 (normalised records):\n{diff[:6000]}")
+
+
+def assert_repeats_the_same(lab_run, experiment, run: str, check) -> None:
+    """REPEATS runs in a row: the first tells the expected story (``check``), and all give one normalised capture."""
+    records = [lab_run(experiment, run) for _ in range(REPEATS)]
+    check(records[0])
+    assert_all_equal([normalised_json(r) for r in records], f"{REPEATS} runs of {experiment.name}/{run}")

@@ -9,10 +9,8 @@ from __future__ import annotations
 from lab.schedule import load_experiment
 from lab_helpers import (
     LISTENER,
-    REPEATS,
-    assert_all_equal,
+    assert_repeats_the_same,
     fact,
-    normalised_json,
     table,
 )
 
@@ -52,7 +50,4 @@ def test_story(lab_run):
 
 
 def test_repeated_runs_capture_the_same(lab_run):
-    experiment = load_experiment("graceful")
-    records = [lab_run(experiment, RUN) for _ in range(REPEATS)]
-    check_story(records[0])
-    assert_all_equal([normalised_json(r) for r in records], f"{REPEATS} runs of graceful/{RUN}")
+    assert_repeats_the_same(lab_run, load_experiment("graceful"), RUN, check_story)

@@ -13,10 +13,8 @@ from lab.record import Record
 from lab.schedule import load_experiment
 from lab_helpers import (
     LISTENER,
-    REPEATS,
-    assert_all_equal,
+    assert_repeats_the_same,
     fact,
-    normalised_json,
     table,
 )
 
@@ -71,7 +69,4 @@ def test_story(lab_run, run):
 
 @pytest.mark.parametrize("run", list(STORIES))
 def test_repeated_runs_capture_the_same(lab_run, run):
-    experiment = load_experiment("linger")
-    records = [lab_run(experiment, run) for _ in range(REPEATS)]
-    STORIES[run](records[0])
-    assert_all_equal([normalised_json(r) for r in records], f"{REPEATS} runs of linger/{run}")
+    assert_repeats_the_same(lab_run, load_experiment("linger"), run, STORIES[run])

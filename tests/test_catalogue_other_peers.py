@@ -24,10 +24,8 @@ from lab.record import Record
 from lab.schedule import load_experiment
 from lab_helpers import (
     LISTENER,
-    REPEATS,
-    assert_all_equal,
+    assert_repeats_the_same,
     fact,
-    normalised_json,
     table,
 )
 
@@ -71,10 +69,7 @@ STORIES = {
 
 @pytest.mark.parametrize("experiment, run", list(STORIES), ids=[e for e, _ in STORIES])
 def test_repeated_runs_capture_the_same(lab_run, experiment, run):
-    found = load_experiment(experiment)
-    records = [lab_run(found, run) for _ in range(REPEATS)]
-    STORIES[experiment, run](records[0])
-    assert_all_equal([normalised_json(r) for r in records], f"{REPEATS} runs of {experiment}/{run}")
+    assert_repeats_the_same(lab_run, load_experiment(experiment), run, STORIES[experiment, run])
 
 
 @pytest.mark.parametrize("choice", [["--experiment", "other-peers-asyncio"], ["--run", "read-to-eof"]], ids=["experiment", "run"])

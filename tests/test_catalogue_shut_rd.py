@@ -11,7 +11,11 @@ from __future__ import annotations
 import pytest
 from lab.record import Record
 from lab.schedule import load_experiment
-from lab_helpers import REPEATS, assert_all_equal, fact, normalised_json, table
+from lab_helpers import (
+    assert_repeats_the_same,
+    fact,
+    table,
+)
 
 EXPERIMENT = "shut-rd"
 LISTENER = ("listener", "LISTEN", 0, 0)
@@ -66,7 +70,4 @@ def test_story(lab_run, run):
 
 @pytest.mark.parametrize("run", list(STORIES))
 def test_repeated_runs_capture_the_same(lab_run, run):
-    experiment = load_experiment(EXPERIMENT)
-    records = [lab_run(experiment, run) for _ in range(REPEATS)]
-    STORIES[run](records[0])
-    assert_all_equal([normalised_json(r) for r in records], f"{REPEATS} runs of {EXPERIMENT}/{run}")
+    assert_repeats_the_same(lab_run, load_experiment(EXPERIMENT), run, STORIES[run])

@@ -5,10 +5,8 @@ from __future__ import annotations
 from lab.schedule import load_experiment
 from lab_helpers import (
     LISTENER,
-    REPEATS,
-    assert_all_equal,
+    assert_repeats_the_same,
     fact,
-    normalised_json,
     table,
 )
 
@@ -39,7 +37,4 @@ def check_story(record) -> None:
 
 
 def test_repeated_runs_capture_the_same(lab_run):
-    experiment = load_experiment("shutdown-after-end")
-    records = [lab_run(experiment, "after-the-end") for _ in range(REPEATS)]
-    check_story(records[0])
-    assert_all_equal([normalised_json(r) for r in records], f"{REPEATS} runs of shutdown-after-end")
+    assert_repeats_the_same(lab_run, load_experiment("shutdown-after-end"), "after-the-end", check_story)

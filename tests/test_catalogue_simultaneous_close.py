@@ -11,10 +11,8 @@ import pytest
 from lab.schedule import load_experiment
 from lab_helpers import (
     LISTENER,
-    REPEATS,
-    assert_all_equal,
+    assert_repeats_the_same,
     fact,
-    normalised_json,
     table,
 )
 
@@ -71,7 +69,4 @@ STORIES = {"client-reads-first": check_client_reads_first, "server-reads-first":
 
 @pytest.mark.parametrize("run", list(STORIES))
 def test_repeated_runs_capture_the_same(lab_run, run):
-    experiment = load_experiment("simultaneous-close")
-    records = [lab_run(experiment, run) for _ in range(REPEATS)]
-    STORIES[run](records[0])
-    assert_all_equal([normalised_json(r) for r in records], f"{REPEATS} runs of simultaneous-close/{run}")
+    assert_repeats_the_same(lab_run, load_experiment("simultaneous-close"), run, STORIES[run])

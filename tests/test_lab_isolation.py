@@ -13,8 +13,8 @@ packets could be seen may differ.
 from __future__ import annotations
 
 import errno
-import re
 import os
+import re
 import shutil
 import subprocess
 import tempfile
