@@ -7,7 +7,7 @@ only then calls ``close()``:
 
     closed right after sending
     shut down for writing
-    received 40019 bytes, then end of file
+    received 30019 bytes, then end of file
 
 Run it alone to see both, with the server's side:
 

@@ -1,13 +1,13 @@
-"""A server that reads the request to its end, then sends a 40 KB reply.
+"""A server that reads the request to its end, then sends a 30 KB reply.
 
 For every connection it forks a child that reads until end of file: the
 client's FIN is what says the request is complete.  It then sends a header
-line and a 40000-byte body, in two writes, and closes:
+line and a 30000-byte body, in two writes, and closes:
 
     Connected by ('127.0.0.1', 38136)
     request: b'send me the report'
     sent the header
-    sent the body, 40000 bytes
+    sent the body, 30000 bytes
 
 Run it by hand and point its client at it from another terminal:
 
@@ -23,7 +23,7 @@ import sys
 
 from lab import run_server, step
 
-BODY = b"r" * 40_000
+BODY = b"r" * 30_000
 
 
 def handle(conn: socket.socket, addr: tuple) -> None:

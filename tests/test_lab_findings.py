@@ -148,3 +148,18 @@ def test_packet_checks_are_not_checked_without_a_capture(close_record):
     assert outcome.unchecked == "no packet capture: packet capture needs CAP_NET_RAW"
     # ... while a state check on the same record is still held.
     assert evaluate(parse_check("state server:sent server gone"), blind).holds
+
+
+def test_normalising_replaces_ports_where_they_stand_not_numbers_that_equal_them(close_record):
+    """A byte count that happens to equal the client's port (ports run to 60999) must stay a byte count."""
+    from dataclasses import replace
+
+    port = close_record.ports["client"]
+    printed = f"Connected by ('127.0.0.1', {port})\nsent {port} bytes\n"
+    server = replace(close_record.programs["server"], stdout=printed, command=["python3", "x.py", "--port", str(port)])
+    record = replace(close_record, programs=close_record.programs | {"server": server})
+    normalised = record.normalised()["programs"]["server"]
+    assert normalised["stdout"] == f"Connected by ('127.0.0.1', <client-port>)\nsent {port} bytes\n"
+    assert normalised["command"][-1] == "<client-port>"
+    rows = record.normalised()["events"][2]["snapshot"]["sockets"]
+    assert {row["local"] for row in rows} >= {"127.0.0.1:<server-port>", "127.0.0.1:<client-port>"}
