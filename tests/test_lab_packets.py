@@ -35,6 +35,21 @@ FRAMES = Path(__file__).parent / "fixtures" / "frames"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+# A connection that sends 12 bytes and is closed by both ends, the client first, as Linux
+# numbers it (relative, tcpdump's way): sender, flags, seq, ack, length.
+CONNECT_SEND_CLOSE = [
+    ("client", "SYN", 0, None, 0),
+    ("server", "SYN, ACK", 0, 1, 0),
+    ("client", "ACK", 1, 1, 0),
+    ("client", "PSH, ACK", 1, 1, 12),
+    ("server", "ACK", 1, 13, 0),
+    ("client", "FIN, ACK", 13, 1, 0),
+    ("server", "ACK", 1, 14, 0),
+    ("server", "FIN, ACK", 1, 14, 0),
+    ("client", "ACK", 14, 2, 0),
+]
+
+
 def frames(name: str) -> list[bytes]:
     lines = (FRAMES / f"{name}.hex").read_text().splitlines()
     return [bytes.fromhex(line) for line in lines if line and not line.startswith("#")]
@@ -201,17 +216,7 @@ def test_relative_numbers_and_senders() -> None:
     log.add(decoded[4:], "client:closed")
     packets = log.packets()
     # tcpdump's relative numbers for the same frames (SYN and SYN, ACK show absolute).
-    assert _rows(packets) == [
-        ("client", "SYN", 0, None, 0),
-        ("server", "SYN, ACK", 0, 1, 0),
-        ("client", "ACK", 1, 1, 0),
-        ("client", "PSH, ACK", 1, 1, 12),
-        ("server", "ACK", 1, 13, 0),
-        ("client", "FIN, ACK", 13, 1, 0),
-        ("server", "ACK", 1, 14, 0),
-        ("server", "FIN, ACK", 1, 14, 0),
-        ("client", "ACK", 14, 2, 0),
-    ]
+    assert _rows(packets) == CONNECT_SEND_CLOSE
     assert [p.step for p in packets] == ["client:sent"] * 4 + ["client:closed"] * 5
     assert [p.time for p in packets] == [i / 2 for i in range(9)]
     assert [p.receiver for p in packets[:2]] == ["server", "client"]
@@ -368,17 +373,7 @@ def test_live_connection_is_captured_once_per_segment(family: str) -> None:
     log.add(seen, "end")
     # What Linux 6.18 sends: an immediate ACK of the data (a new connection acks
     # quickly), a delayed one of the FIN, and the last ACK from TIME_WAIT.
-    assert _rows(log.packets()) == [
-        ("client", "SYN", 0, None, 0),
-        ("server", "SYN, ACK", 0, 1, 0),
-        ("client", "ACK", 1, 1, 0),
-        ("client", "PSH, ACK", 1, 1, 12),
-        ("server", "ACK", 1, 13, 0),
-        ("client", "FIN, ACK", 13, 1, 0),
-        ("server", "ACK", 1, 14, 0),
-        ("server", "FIN, ACK", 1, 14, 0),
-        ("client", "ACK", 14, 2, 0),
-    ]
+    assert _rows(log.packets()) == CONNECT_SEND_CLOSE
     assert len(seen) == 9, "a second copy of a segment was captured"
     assert not run["udp_queued"], "the filter let a UDP datagram through"
     assert run["drops"] == 0
