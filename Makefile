@@ -1,8 +1,11 @@
 # Build the site and run the tests in a private virtualenv (.venv) made from
-# the pinned requirements.txt.  A fresh clone needs only python3 (3.11) with
-# venv and pip: `make html` and `make test` each set up .venv if it is missing,
+# the pinned requirements.txt.  A fresh clone needs only python3 3.11 (3.11.2,
+# Debian 12's own, or newer; the pins are tested on 3.11.2 and 3.11.7): `make html` and `make test` each set up .venv if it is missing,
 # and install the Debian packages they run (graphviz, socat, netcat-openbsd;
 # tools/system-packages.sh) when they are missing and we are root.
+
+# The Pythons the pins install on; checked before the venv is made, with a clear message.
+PYTHON_SUPPORTED := 3.11 (3.11.2, Debian 12's own, or a later 3.11)
 
 PYTHON ?= python3
 VENV := .venv
@@ -30,10 +33,14 @@ help:
 venv: $(VENV_STAMP)
 
 system:
-	@tools/system-packages.sh
+	@PYTHON=$(PYTHON) tools/system-packages.sh
 
 $(VENV_STAMP): requirements.txt
 	@echo "Setting up $(VENV) from requirements.txt ..."
+	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11, 2) <= sys.version_info[:3] < (3, 12))' 2>/dev/null || { \
+		echo "error: requirements.txt is pinned for Python $(PYTHON_SUPPORTED); $(PYTHON) is" \
+			"$$($(PYTHON) --version 2>&1 || echo 'not found')." >&2; \
+		echo "       Run with another one, e.g.  make PYTHON=/usr/bin/python3.11 ..." >&2; exit 1; }
 	@test -x $(VENV_PYTHON) || $(PYTHON) -m venv $(VENV)
 	@$(VENV_PYTHON) -m pip install --quiet --disable-pip-version-check --requirement requirements.txt
 	@touch $@

@@ -34,8 +34,11 @@ if TYPE_CHECKING:
 
 # -- the look ----------------------------------------------------------------------
 
-FONT = "Helvetica,Arial,sans-serif"  # Graphviz measures it as Liberation Sans, metric twin of Arial
-MONO = "DejaVu Sans Mono,Menlo,Consolas,monospace"
+# Graphviz lays the labels out with the first font fontconfig finds: Liberation Sans,
+# which the set-up installs by name (tools/system-packages.sh), so every machine
+# measures the same widths.  A browser without it takes Arial, its metric twin.
+FONT = "Liberation Sans,Arial,Helvetica,sans-serif"
+MONO = "DejaVu Sans Mono,Menlo,Consolas,monospace"  # fonts-dejavu-core, also installed by name
 INK = "#222222"
 GREY = "#8a8a8a"
 FAINT = "#b0b0b0"
