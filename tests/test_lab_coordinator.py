@@ -386,3 +386,26 @@ def test_time_wait_of_an_earlier_connection_is_not_part_of_the_run(lab_run, monk
     assert table(record.snapshot("server:sent")) == [LISTENER]
     assert table(record.final) == [LISTENER]
     assert record.leftover == []
+
+
+def test_a_closing_listener_is_no_connection():
+    """Seen once in 20 runs as an ordinary user: a dump taken as the server closes its listener
+    shows it in CLOSE, bound to the server port with no peer.  It is no client connection, and
+    naming port 0 a client's port made normalising replace every 0 in the record."""
+    from lab.coordinator import Coordinator
+    from lab.sockets import Endpoint, TableReading, TcpSocket
+
+    coordinator = Coordinator.__new__(Coordinator)  # only the table-reading state, no programs
+    coordinator.ports, coordinator.stale = {"server": 50008}, set()
+    listener = Endpoint("127.0.0.1", 50008)
+    reading = TableReading(
+        (
+            TcpSocket(listener, Endpoint("0.0.0.0", 0), "LISTEN", 0, 0),
+            TcpSocket(listener, Endpoint("0.0.0.0", 0), "CLOSE", 0, 0),
+            TcpSocket(Endpoint("127.0.0.1", 41000), listener, "FIN_WAIT2", 0, 0),
+        ),
+        "hand-made",
+    )
+    rows = coordinator._experiment_rows(reading)
+    assert [(row.role, row.state) for row in rows] == [("listener", "LISTEN"), ("client", "FIN_WAIT2")]
+    assert coordinator.ports == {"server": 50008, "client": 41000}

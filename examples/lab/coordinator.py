@@ -433,6 +433,11 @@ class Coordinator:
                 self.stale.discard((sock.local, sock.remote))  # our client was given that very pair again
             if sock.state == "LISTEN" and sock.local.port == port:
                 role, connection = "listener", 0
+            elif sock.remote.port == 0:
+                # Bound but connected to nothing: the listener itself, caught by the dump in
+                # the moment its close() has set it to CLOSE.  Not a connection, and port 0
+                # must not be named as a client's (normalising would replace every 0).
+                continue
             elif sock.local.port == port:
                 role, connection = "server", self._connection_number(sock.remote.port)
             elif sock.remote.port == port:

@@ -264,13 +264,14 @@ class Record:
             # How far a window is open follows the kernel's buffer autotuning, which depends on
             # timing; whether it is shut (a zero window holds the sender back) is the story.
             packet["window"] = "shut" if packet["window"] == 0 else "open"
-        by_port = {port: f"<{role}-port>" for role, port in self.ports.items()}
+        ports = {role: port for role, port in self.ports.items() if port}  # 0 is no port, but a count
+        by_port = {port: f"<{role}-port>" for role, port in ports.items()}
         # Where a port stands in text: after the colon of an address (127.0.0.1:50008), in a
         # Python address tuple ('127.0.0.1', 50008), or alone (a command's "--port", "50008").
         # Not any number that happens to equal one: "sent 40000 bytes" is not a port.
         patterns = [
             (re.compile(rf"(?:(?<=:)|(?<=', )){port}(?!\d)|^{port}$"), f"<{role}-port>")
-            for role, port in self.ports.items()
+            for role, port in ports.items()
         ]
 
         def scrub(value: Any) -> Any:
