@@ -258,7 +258,10 @@ class Record:
         data = asdict(self)
         data.pop("metadata")
         data.pop("ports")
-        packets = data.pop("packets")  # numbers only, none of them a port: not scrubbed (a window may equal one)
+        # Numbers only, none of them a port: not scrubbed (a window may equal one).  The zero-window
+        # probes are left out: how many the persist timer sends follows how long a window stays shut.
+        packets = [asdict(packet) for packet in without_probes(self.packets)]
+        data.pop("packets")
         for packet in packets:
             packet.pop("time")  # the order of the segments stays; their timing is the machine's
             # How far a window is open follows the kernel's buffer autotuning, which depends on
@@ -288,3 +291,33 @@ class Record:
             return value
 
         return scrub(data) | {"packets": packets}
+
+
+def without_probes(packets: list[Packet]) -> list[Packet]:
+    """The segments less the zero-window probes (and keepalives) and the ACKs that answer them.
+
+    Linux probes a shut window with a bare ACK one byte behind what the peer
+    has acknowledged (``tcp_xmit_probe_skb()``: seq = snd_una - 1), which no
+    other segment carries; the peer answers with a bare ACK of what it has,
+    its window still shut (an answer that opens it is the window update the
+    story needs, and is kept).
+    How many such pairs a run holds is the persist timer's (200 ms, doubling),
+    so it follows timing: under load a window shut a little longer gets one
+    more pair.  Everything else the run sent is kept, in order.
+    """
+    acked: dict[tuple[int, str], int] = {}  # (connection, sender) -> what the peer acknowledged last
+    kept: list[Packet] = []
+    answer_due: dict[tuple[int, str], int] = {}  # (connection, answerer) -> the ack an answer carries
+    for packet in packets:
+        mine, peer = (packet.connection, packet.sender), (packet.connection, packet.receiver)
+        bare_ack = packet.flags == ["ACK"] and packet.length == 0
+        if bare_ack and mine in acked and packet.seq == acked[mine] - 1:
+            answer_due[peer] = acked[mine]
+            continue  # a probe
+        if bare_ack and packet.window == 0 and answer_due.pop(mine, None) == packet.ack:
+            continue  # the peer's answer to it: still shut (an answer that opens the window is kept)
+        answer_due.pop(mine, None)
+        if packet.ack is not None:
+            acked[peer] = max(acked.get(peer, 0), packet.ack)
+        kept.append(packet)
+    return kept
