@@ -30,12 +30,14 @@ def check_server_not_reading(record: Record) -> None:
     # Zero linger: a reset at once, nothing left of the connection, not even a TIME_WAIT.
     assert table(record.snapshot("client:closed")) == [LISTENER]
     assert fact(record, "client:closed", "waited_seconds") == 0
+    assert fact(record, "client:closed", "waited_ms") < 30  # at once: less than a delayed ACK
     # What had reached the server is still read; the 15904 unsent bytes are not; then the reset.
     assert (fact(record, "server:received", "nbytes"), error(record, "server:received")) == (4096, "ECONNRESET")
     assert table(record.snapshot("client:sent#2")) == held
     # One second: close() waits the whole second, returns without an error, and the socket stays,
     # orphaned in FIN_WAIT1 with its data and its FIN (Send-Q + 1) still queued.  No reset.
     assert fact(record, "client:closed#2", "waited_seconds") == 1
+    assert 1000 <= fact(record, "client:closed#2", "waited_ms") <= 1300
     assert table(record.snapshot("client:closed#2")) == [LISTENER, ("server", "ESTABLISHED", 4096, 0), ("client", "FIN_WAIT1", 0, 15905)]
     # Nothing was lost: once the server reads, all 20000 bytes and the FIN arrive.
     assert (fact(record, "server:received#2", "nbytes"), error(record, "server:received#2")) == (20000, None)
@@ -54,6 +56,8 @@ def check_server_reading(record: Record) -> None:
     assert (fact(record, "server:received", "nbytes"), error(record, "server:received")) == (20000, "ECONNRESET")
     assert table(record.snapshot("client:sent#2")) == delivered
     assert fact(record, "client:closed#2", "waited_seconds") == 0
+    # Not at once: close() blocks until the FIN is acknowledged, and that ACK is the delayed one.
+    assert 30 <= fact(record, "client:closed#2", "waited_ms") <= 500
     assert table(record.snapshot("client:closed#2")) == [LISTENER, ("server", "CLOSE_WAIT", 0, 0), ("client", "FIN_WAIT2", 0, 0)]
     assert (fact(record, "server:received#2", "nbytes"), error(record, "server:received#2")) == (20000, None)
     assert table(record.final) == [LISTENER, ("client", "TIME_WAIT", 0, 0)]
