@@ -61,6 +61,7 @@ def handle(conn: socket.socket, ending: str) -> None:
     if ending == "read, then reset":
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     conn.close()
+    step("closed")
 
 
 def serve(host: str, port: int) -> None:

@@ -306,6 +306,8 @@ def _walk(record: Record, found: list[Transition]) -> list[tuple[str, dict[str, 
         # The segments of this step are the ones up to its last; ordering in
         # the list is the truth, the step names only cut it into pieces.
         last = max((i for i, p in enumerate(record.packets) if p.step == label), default=index - 1)
+        if label == "end":  # and every segment after the last step, whatever step it names
+            last = len(record.packets) - 1
         while index <= last:
             for t in by_packet.get(index, []):
                 states[t.end] = t.after
