@@ -59,9 +59,11 @@ from .record import (
     Event,
     Packet,
     ProgramResult,
+    Provenance,
     Record,
     Snapshot,
     SocketRow,
+    TEARDOWN_SYSCTLS,
     client_port_name,
     step_label,
 )
@@ -565,6 +567,17 @@ class Coordinator:
             )
             for name, program in self.programs.items()
         }
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        states_source = self.states_source or read_table().source
+        provenance = Provenance(
+            kernel=f"{platform.system()} {platform.release()}",
+            python=platform.python_version(),
+            date=now,
+            isolation=self.where.describe(),
+            states_source=states_source,
+            packets_source=self.packets_source,
+            sysctls=read_sysctls(),  # here: in the run's namespace, whose values are its own
+        )
         return Record(
             experiment=self.experiment.name,
             run=self.run.name,
@@ -576,15 +589,16 @@ class Coordinator:
             final=final,
             leftover=[],
             ports=dict(self.ports),
-            states_source=self.states_source or read_table().source,
+            states_source=states_source,
             packets=packets,
             packets_source=self.packets_source,
             isolation=self.where.describe(),
+            provenance=provenance,
             metadata={
                 "system": platform.system(),
                 "kernel": platform.release(),
                 "python": platform.python_version(),
-                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "date": now,
                 "processes_checked": processes.CAN_SEE_PROCESSES,
             },
         )
@@ -625,6 +639,25 @@ class Coordinator:
             elif program_.name == "server" and (processes.busy(pids) or len(pids) > 1 and not self.parked):
                 stuck.add("server")  # its child is still running
         return stuck
+
+
+def read_sysctls(names: tuple[str, ...] = TEARDOWN_SYSCTLS) -> dict[str, str]:
+    """The values of ``names`` as this process sees them (a network namespace has its own).
+
+    Read from /proc/sys, as ``sysctl -n`` does; whitespace inside a value (tcp_rmem's three
+    numbers) is one space.  One that cannot be read says why rather than going missing.
+    """
+    values = {}
+    for name in names:
+        path = Path("/proc/sys", *name.split("."))
+        try:
+            values[name] = " ".join(path.read_text(encoding="ascii").split())
+        except FileNotFoundError:
+            # tcp_max_orphans, say: host-wide, so a network namespace has no copy of its own.
+            values[name] = "not in this network namespace (a host-wide setting)"
+        except OSError as error:
+            values[name] = f"unreadable: {error.strerror or error}"
+    return values
 
 
 def _ordinal(n: int) -> str:
