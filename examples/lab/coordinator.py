@@ -54,6 +54,7 @@ from . import processes
 from .isolation import Isolation, run_isolated
 from .packets import CaptureUnavailable, LoopbackCapture, PacketLog
 from .participant import CONTROL_ENV, PROGRAM_ENV
+from .pcap import write_pcap
 from .record import (
     ROLE_ORDER,
     Event,
@@ -137,8 +138,10 @@ class Coordinator:
         deadline: float | None = None,
         python: str = sys.executable,
         where: Isolation = NOT_ISOLATED,
+        pcap_file: Path | None = None,
     ):
         self.experiment = experiment
+        self.pcap_file = pcap_file  # where to write the run's frames, if they can be captured
         self.where = where
         self.run = run
         self.deadline_seconds = deadline if deadline is not None else experiment.deadline
@@ -190,6 +193,8 @@ class Coordinator:
             record.leftover = self._leftover_sockets()
             if leftover_pids:
                 raise ExperimentError(self._where() + f"processes {leftover_pids} survived the cleanup")
+            if self.pcap_file is not None and self.packet_log is not None:
+                write_pcap(self.pcap_file, self.packet_log.segments())
             record.metadata["seconds"] = round(time.monotonic() - started, 4)
             record.metadata["pids"] = sorted(self.pids_seen)
             return record
@@ -665,13 +670,20 @@ def _ordinal(n: int) -> str:
 
 
 def run_experiment(
-    experiment: Experiment, run_name: str | None = None, deadline: float | None = None, isolation: str | None = None
+    experiment: Experiment,
+    run_name: str | None = None,
+    deadline: float | None = None,
+    isolation: str | None = None,
+    pcap_file: Path | None = None,
 ) -> Record:
     """Run one run of ``experiment`` (its first run by default) and return the record.
+
+    ``pcap_file``: also write the run's frames there (lab/pcap.py), if packets can be
+    captured here; if not, no file is written and ``record.packets_source`` says why.
 
     ``isolation``: "auto" (default; also $LAB_ISOLATION) runs it in a network
     namespace of its own where the system allows, else on the loopback;
     "namespace" insists on one; "loopback" never makes one.
     """
     run = experiment.run(run_name)
-    return run_isolated(lambda where: Coordinator(experiment, run, deadline, where=where).execute(), isolation)
+    return run_isolated(lambda where: Coordinator(experiment, run, deadline, where=where, pcap_file=pcap_file).execute(), isolation)
