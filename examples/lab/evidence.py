@@ -235,3 +235,30 @@ def _show(value: Any) -> str:
     if isinstance(value, _Absent):
         return "(nothing)"
     return json.dumps(value, ensure_ascii=False)
+
+
+# -- can this host capture everything a page checks? ------------------------------------
+
+
+def capture_problem(mode: str | None = None) -> str | None:
+    """Why a live run here would hold less than a recorded one (no namespace, no packets); None if nothing.
+
+    Asked the way a run asks (lab/isolation.py's ``run_isolated``, in a forked
+    child), so the answer is the one a capture would meet.
+    """
+    from .isolation import IsolationError, run_isolated
+    from .packets import CaptureUnavailable, LoopbackCapture
+
+    def probe(where: Any) -> str | None:
+        if not where.isolated:
+            return f"no network namespace: {where.reason}"
+        try:
+            LoopbackCapture().close()
+        except CaptureUnavailable as why:
+            return f"no packet capture: {why.reason}"
+        return None
+
+    try:
+        return run_isolated(probe, mode)
+    except IsolationError as error:
+        return str(error)
