@@ -217,9 +217,11 @@ def _first_change(old: Any, new: Any, path: str) -> str:
         for index in range(max(len(old), len(new))):
             a = old[index] if index < len(old) else _ABSENT
             b = new[index] if index < len(new) else _ABSENT
-            found = _first_change(a, b, f"{path}[{index}]")
-            if found:
-                return found
+            if a == b:
+                continue
+            if not isinstance(a, dict | list) and not isinstance(b, dict | list):
+                break  # a list of plain values (a segment's flags) is shown whole
+            return _first_change(a, b, f"{path}[{index}]")
     return f"{path}: recorded {_show(old)}, live {_show(new)}"
 
 
