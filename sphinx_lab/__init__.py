@@ -46,6 +46,12 @@ Warnings all have type ``lab``, a location, and one of these subtypes (so
                       line holds backticks (CommonMark forbids them there): use ``:::{finding}``
 ``lab.diagram``       a run's captured segments and its tables disagree (replayed through
                       RFC 9293's state machine), so its pictures would not be true
+``lab.stands``        a ``{stands}`KIND: DETAIL``` label with an unknown KIND or no DETAIL
+
+Role: ``{stands}`KIND: DETAIL``` marks where a sentence about kernel behaviour
+stands when no finding checks it: KIND ``source`` (read in the kernel
+source), ``measured`` (measured outside the lab), ``inference`` (from the
+note's tables) or ``docs`` (a man page, an RFC); see ``stands.py``.
 
 Nothing is written to the source, configuration or examples folders.
 """
@@ -76,7 +82,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     make_lab_importable(folder)
     try:
         with no_bytecode():
-            from . import directives, handlers, nodes
+            from . import directives, handlers, nodes, stands
     except ModuleNotFoundError as error:
         if error.name != "lab":
             raise
@@ -89,6 +95,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     app.add_directive("experiment", directives.ExperimentDirective)
     app.add_directive("finding", directives.FindingDirective)
     app.add_directive("lab-placeholder", directives.PlaceholderDirective)
+    app.add_role("stands", stands.StandsRole())
     # Before the environment collectors (priority 500), so they see the filled page.
     app.connect("doctree-read", handlers.fill_placeholders, priority=400)
     return {

@@ -25,6 +25,7 @@ class LabWarning(StrEnum):
     CHECK_SYNTAX = "check-syntax"  # a check line that is malformed or names what the run lacks
     MARKUP = "markup"  # a MyST ```{finding} or ```{experiment} fence that was read as plain text
     DIAGRAM = "diagram"  # a run whose segments and tables disagree: its pictures would not be true
+    STANDS = "stands"  # a {stands} label with an unknown kind or without its detail
 
 
 def warn(subtype: LabWarning, message: str, location: object) -> None:
