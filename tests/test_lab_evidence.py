@@ -263,7 +263,7 @@ def test_verify_passes_on_a_fresh_record_and_names_what_changed(examples_copy: P
 
     verified = tool("verify", examples_copy, captures, "close/close")
     assert verified.returncode == 0, verified.stderr
-    assert "All 1 runs match their record." in verified.stdout
+    assert "The run matches its record." in verified.stdout
 
     # A record whose story differs (as a kernel that behaves differently would give): the first step named.
     path = captures / "close" / "close.json"

@@ -54,6 +54,10 @@ def jobs(examples: Path, only: str | None) -> list[CaptureJob]:
     return found
 
 
+def runs(count: int) -> str:
+    return f"{count} run" if count == 1 else f"{count} runs"
+
+
 def refuse_if_host_cannot_capture(what: str) -> None:
     problem = capture_problem()
     if problem:
@@ -67,7 +71,7 @@ def refuse_if_host_cannot_capture(what: str) -> None:
 def record(examples: Path, store: EvidenceStore, only: str | None) -> int:
     chosen = jobs(examples, only)
     refuse_if_host_cannot_capture("record the evidence")
-    print(f"Recording {len(chosen)} runs into {store.directory} ...")
+    print(f"Recording {runs(len(chosen))} into {store.directory} ...")
     started = time.monotonic()
     for job in chosen:
         print(f"  {job.label:40} ", end="", flush=True)
@@ -87,7 +91,7 @@ def record(examples: Path, store: EvidenceStore, only: str | None) -> int:
         print(f"{time.monotonic() - began:6.2f} s  {len(result.record.packets):3} segments")
     if only is None:
         _remove_runs_gone(store, {(job.experiment, job.run) for job in chosen})
-    print(f"Recorded {len(chosen)} runs in {time.monotonic() - started:.1f} s; commit {store.directory} with the sources.")
+    print(f"Recorded {runs(len(chosen))} in {time.monotonic() - started:.1f} s; commit {store.directory} with the sources.")
     return 0
 
 
@@ -107,7 +111,7 @@ def _remove_runs_gone(store: EvidenceStore, kept: set[tuple[str, str]]) -> None:
 def verify(examples: Path, store: EvidenceStore, only: str | None) -> int:
     chosen = jobs(examples, only)
     refuse_if_host_cannot_capture("verify the evidence (it compares live runs with the record)")
-    print(f"Verifying {len(chosen)} recorded runs in {store.directory} against live runs ...")
+    print(f"Verifying {runs(len(chosen))} recorded in {store.directory} against live runs ...")
     failures: list[str] = []
     for job in chosen:
         print(f"  {job.label:40} ", end="", flush=True)
@@ -135,11 +139,11 @@ def verify(examples: Path, store: EvidenceStore, only: str | None) -> int:
         else:
             print(f"same  {time.monotonic() - began:6.2f} s")
     if failures:
-        print(f"\n{len(failures)} of {len(chosen)} runs do not match their record:", file=sys.stderr)
+        print(f"\n{len(failures)} of {runs(len(chosen))} do not match their record:", file=sys.stderr)
         for failure in failures:
             print(f"- {failure}", file=sys.stderr)
         return 1
-    print(f"All {len(chosen)} runs match their record.")
+    print(f"All {runs(len(chosen))} match their record." if len(chosen) > 1 else "The run matches its record.")
     return 0
 
 
