@@ -1,5 +1,7 @@
 """Shared test set-up: Sphinx's own test fixtures, and the lab importable as `lab`."""
 
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -7,6 +9,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "examples"), str(ROOT)]
 
 pytest_plugins = ["sphinx.testing.fixtures"]
+
+# runuser (util-linux, on every Debian) lives in /usr/sbin, which a root shell reached
+# through `su` or `env -i` may not have on its PATH; the tests as `nobody` need it.
+if not shutil.which("runuser") and Path("/usr/sbin/runuser").exists():
+    os.environ["PATH"] += ":/usr/sbin:/sbin"
 
 
 # -- Lab engine tests: nothing of a run may outlive it ---------------------------
@@ -17,7 +24,6 @@ pytest_plugins = ["sphinx.testing.fixtures"]
 # (not even as a zombie), and no socket on the run's server port may be left
 # but the kernel's own TIME_WAIT entries.
 
-import os
 import time
 import uuid
 
