@@ -1,5 +1,7 @@
 """Shared test set-up: Sphinx's own test fixtures, and the lab importable as `lab`."""
 
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -7,6 +9,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "examples"), str(ROOT)]
 
 pytest_plugins = ["sphinx.testing.fixtures"]
+
+# runuser (util-linux, on every Debian) lives in /usr/sbin, which a root shell reached
+# through `su` or `env -i` may not have on its PATH; the tests as `nobody` need it.
+if not shutil.which("runuser") and Path("/usr/sbin/runuser").exists():
+    os.environ["PATH"] += ":/usr/sbin:/sbin"
 
 
 # -- Lab engine tests: nothing of a run may outlive it ---------------------------
@@ -17,7 +24,6 @@ pytest_plugins = ["sphinx.testing.fixtures"]
 # (not even as a zombie), and no socket on the run's server port may be left
 # but the kernel's own TIME_WAIT entries.
 
-import os
 import time
 import uuid
 
@@ -98,6 +104,46 @@ def python_for_user(user: str) -> str | None:
         if probe.stdout.strip() == "True":
             return candidate
     return None
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)  # the files are world-readable already; only the folders above them are not
+    except OSError:
+        import shutil
+
+        shutil.copy2(source, target)
+
+
+@pytest.fixture(scope="session")
+def nobody_packages(nobody_python: str):
+    """Our installed packages, on a path the user ``nobody`` can read, for its PYTHONPATH.
+
+    In a fresh clone made with ``mktemp -d`` the venv sits in a folder only its
+    owner may enter; nobody then finds no Sphinx.  A hard-linked copy (a copy
+    across file systems) in a folder nobody may enter fixes that.
+    """
+    import shutil
+    import subprocess
+    import sysconfig
+    import tempfile
+
+    packages = sysconfig.get_paths()["purelib"]
+    probe = subprocess.run(["runuser", "-u", "nobody", "--", "test", "-r", f"{packages}/sphinx/__init__.py"])
+    if probe.returncode == 0:
+        yield packages
+        return
+    # Not under pytest's tmp_path: its base folder is private to us too.
+    place = Path(tempfile.mkdtemp(prefix="packages-for-nobody-"))
+    try:
+        target = place / "site-packages"
+        shutil.copytree(packages, target, copy_function=_link_or_copy, ignore=shutil.ignore_patterns("__pycache__"))
+        for path in (place, *place.rglob("*")):
+            if path.is_dir():
+                path.chmod(0o755)
+        yield str(target)
+    finally:
+        shutil.rmtree(place)
 
 
 @pytest.fixture(scope="session")

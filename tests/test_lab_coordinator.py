@@ -247,8 +247,9 @@ def test_repeated_runs_under_cpu_load_capture_the_same(lab_run, experiment, run)
             burner.kill()
         for burner in burners:
             burner.wait()
-    # The load was real: each burner kept (at least) a good share of a core busy throughout.
-    assert all(seconds > 0.25 * elapsed for seconds in burnt), (burnt, elapsed)
+    # The load was real: each burner ran throughout, busy.  Its share of a core is smaller the
+    # busier the machine already is (a parallel build, another test run), so only a floor is asked.
+    assert all(seconds > 0.1 * elapsed for seconds in burnt), (burnt, elapsed)
     STORIES[experiment, run](records[0])
     assert_all_equal([normalised_json(r) for r in [baseline, *records]], f"{experiment}/{run} idle, then {REPEATS} runs under load")
 
