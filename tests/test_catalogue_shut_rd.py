@@ -46,6 +46,7 @@ def check_data_before(record: Record) -> None:
 
 def check_data_after(record: Record) -> None:
     assert table(record.snapshot("client:shut_rd")) == IDLE  # nothing sent
+    assert fact(record, "client:shut_rd", "readable") is True  # select(): readable, with nothing queued
     assert fact(record, "client:received", "data") == {"bytes": "b''"}  # at once: nothing had been sent yet
     assert record.event("client:received").epoch < record.event("server:sent").epoch
     # Data after SHUT_RD: acknowledged (the server's Send-Q is 0) and queued at the client
