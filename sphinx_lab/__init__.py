@@ -31,19 +31,32 @@ Configuration values:
 
 ``lab_examples_dir``  folder with experiments.toml and the lab (default ``<confdir>/examples``)
 ``lab_cache_dir``     captured records (default ``captures`` next to the output folder)
-``lab_execute``       run the examples (default True); False shows sources only, checks nothing
+``lab_execution_mode`` how runs are had, as MyST-NB's ``nb_execution_mode`` (modes.py):
+                      ``auto`` (default: live where this host can capture a namespace and its
+                      packets, else the recorded evidence), ``force`` (always live; warns where
+                      the host cannot capture it all), ``replay`` (recorded evidence only, runs
+                      nothing) or ``off`` (sources only, checks nothing).  ``-D
+                      lab_execution_mode=...`` wins over ``$LAB_EXECUTION_MODE``, which wins
+                      over conf.py
+``lab_evidence_dir``  the recorded evidence, EXPERIMENT/RUN.json and .pcap (default ``<srcdir>/captures``;
+                      ``make captures`` writes it)
+``lab_execute``       False: the same as ``lab_execution_mode = "off"`` (kept for old conf.py files)
 ``lab_deadline``      seconds before a stuck run is stopped (default: the experiment's own)
 
 Warnings all have type ``lab``, a location, and one of these subtypes (so
 ``suppress_warnings = ["lab.finding"]`` silences one kind):
 
 ``lab.option``        a bad option value, a missing note file, a finding without experiment or checks
-``lab.capture``       unknown experiment or run, or a run that failed (command, status, output tails)
+``lab.capture``       unknown experiment or run, a run that failed (command, status, output tails), or,
+                      in ``force`` mode, a host that cannot capture everything a page shows
 ``lab.finding``       a finding that does not hold in this build's capture (with what was observed)
 ``lab.check-syntax``  a check line that is malformed or names a step or snapshot the run lacks;
-                      reported even when ``lab_execute`` is off, where only the syntax is checked
+                      reported even when the execution mode is ``off``, where only the syntax is checked
 ``lab.markup``        a MyST ```` ```{finding} ```` fence read as plain text, because its first
                       line holds backticks (CommonMark forbids them there): use ``:::{finding}``
+``lab.evidence``      a recorded run that is missing, corrupt, of a newer or older schema, or made
+                      from other sources than today's: names the file and the command that
+                      re-records it (``make captures``)
 ``lab.diagram``       a run's captured segments and its tables disagree (replayed through
                       RFC 9293's state machine), so its pictures would not be true
 
@@ -64,7 +77,7 @@ __version__ = "0.1.0"
 def setup(app: Sphinx) -> ExtensionMetadata:
     # Sphinx is imported here, not at the top, so that the Sphinx-free modules
     # (capture.py) can be imported and tested without it.
-    from .config import CONFIG_VALUES, examples_dir, make_lab_importable, no_bytecode
+    from .config import CONFIG_VALUES, examples_dir, make_lab_importable, no_bytecode, resolve_execution_mode
 
     app.setup_extension("sphinx_tabs.tabs")
     app.setup_extension("sphinx.ext.graphviz")  # the sequence and state diagrams
@@ -90,6 +103,8 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     app.add_directive("finding", directives.FindingDirective)
     app.add_directive("lab-placeholder", directives.PlaceholderDirective)
     # Before the environment collectors (priority 500), so they see the filled page.
+    app.connect("config-inited", resolve_execution_mode)
+    app.connect("builder-inited", handlers.prepare_mode)
     app.connect("doctree-read", handlers.fill_placeholders, priority=400)
     return {
         "version": __version__,

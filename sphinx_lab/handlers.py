@@ -25,15 +25,16 @@ from lab.schedule import Experiment, Run, ScheduleError, load_experiment
 from lab.tcp_states import disagreements
 
 from . import pictures, render
-from .capture import CaptureCache, CaptureError, CaptureJob, capture
+from .capture import CaptureJob
 from .config import LabSettings
 from .logs import LabWarning, logger, warn
+from .modes import Evidence, ExecutionMode, ModeSettings, Unavailable, make_mode
 from .nodes import PLACEHOLDERS, lab_finding
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
 
-EXECUTE_OFF = "lab_execute is off"
+EXECUTE_OFF = "lab_execution_mode is off"
 
 
 @dataclass
@@ -43,13 +44,24 @@ class Failure:
     summary: str
     detail: str
     warned: bool = False
+    subtype: LabWarning = LabWarning.CAPTURE
+
+
+def page_mode(settings: LabSettings) -> ExecutionMode:
+    return make_mode(settings.mode, ModeSettings(settings.cache_dir, settings.evidence_dir))
+
+
+def prepare_mode(app: Sphinx) -> None:
+    """Let the mode learn what it must once (the host probe), before readers are forked."""
+    page_mode(LabSettings.from_app(app)).prepare()
 
 
 def fill_placeholders(app: Sphinx, doctree: nodes.document) -> None:
     _warn_unread_fences(doctree)
     found = list(doctree.findall(lambda n: isinstance(n, PLACEHOLDERS)))
     if found:
-        page = Page(app, LabSettings.from_app(app))
+        settings = LabSettings.from_app(app)
+        page = Page(app, settings, page_mode(settings))
         for node in found:
             page.fill(node)
         _number(app, doctree)
@@ -90,9 +102,10 @@ def _number(app: Sphinx, doctree: nodes.document) -> None:
 class Page:
     app: Sphinx
     settings: LabSettings
+    mode: ExecutionMode
     experiments: dict[str, Experiment | Failure] = field(default_factory=dict)
     unknown_runs: dict[tuple[str, str], Failure] = field(default_factory=dict)
-    records: dict[tuple[str, str], Record | Failure] = field(default_factory=dict)
+    records: dict[tuple[str, str], Evidence | Failure] = field(default_factory=dict)
     checked_pictures: set[tuple[str, str]] = field(default_factory=set)  # runs whose wire and tables were compared
 
     def fill(self, node: nodes.Element) -> None:
@@ -136,13 +149,16 @@ class Page:
         if path.exists():
             self.app.env.note_dependency(os.fspath(path))
 
-    def _record(self, experiment: Experiment, run: Run) -> Record | Failure:
+    def _record(self, experiment: Experiment, run: Run, node: nodes.Element) -> Evidence | Failure:
         key = (experiment.name, run.name)
         if key not in self.records:
             self.records[key] = self._capture(experiment, run)
+            shortfall = self.mode.shortfall()
+            if shortfall is not None:  # force mode on a host that cannot capture it all
+                warn(LabWarning.CAPTURE, f"{experiment.name}/{run.name}: {shortfall}", node)
         return self.records[key]
 
-    def _capture(self, experiment: Experiment, run: Run) -> Record | Failure:
+    def _capture(self, experiment: Experiment, run: Run) -> Evidence | Failure:
         lab_dir = self.settings.lab_dir
         job = CaptureJob(
             experiment=experiment.name,
@@ -159,21 +175,24 @@ class Page:
             logger.info("lab: capturing %s ... ", job.label, nonl=True)
 
         try:
-            result = capture(job, CaptureCache(self.settings.cache_dir), starting=announce)
-        except CaptureError as error:
-            logger.info("failed")
-            return Failure(f"the capture of {job.label} failed: {error.reason}", str(error))
-        if result.from_cache:
+            evidence = self.mode.evidence(job, starting=announce)
+        except Unavailable as error:
+            if error.subtype is LabWarning.CAPTURE:
+                logger.info("failed")
+            return Failure(error.summary, error.detail, subtype=error.subtype)
+        if evidence.origin == "cache":
             logger.info("lab: %s from cache", job.label)
+        elif evidence.origin == "recorded":
+            logger.info("lab: %s recorded (%s)", job.label, evidence.why_recorded)
         else:
-            logger.info("done in %.2f s", result.seconds)
-        return result.record
+            logger.info("done in %.2f s", evidence.seconds)
+        return evidence
 
     def _warn_once(self, node: nodes.Element, failure: Failure) -> None:
         if not failure.warned:
             failure.warned = True
             message = failure.detail if failure.detail else failure.summary
-            warn(LabWarning.CAPTURE, message, node)
+            warn(failure.subtype, message, node)
 
     def _failed(self, node: nodes.Element, failure: Failure) -> nodes.Node:
         first = not failure.warned
@@ -189,12 +208,13 @@ class Page:
             return _located(render.source(experiment.programs[program]), node)
         if kind == "note":
             return _located(render.note_output(Path(node["note_path"]).read_text(encoding="utf-8")), node)
-        if not self.settings.execute:
+        if not self.mode.runs:
             # Said once, where the outputs would be, and not again under the tables.
             return [] if kind == "capture" else _located(render.not_captured(EXECUTE_OFF), node)
-        record = self._record(experiment, run)
-        if isinstance(record, Failure):
-            return self._failed(node, record)
+        evidence = self._record(experiment, run, node)
+        if isinstance(evidence, Failure):
+            return self._failed(node, evidence)
+        record = evidence.record
         if kind == "output":
             made = render.output(program, record.programs[program])
         elif kind == "states":
@@ -235,12 +255,13 @@ class Page:
         if isinstance(loaded, Failure):
             self._warn_once(node, loaded)
             return self._verdict(node, "unchecked", f"Not checked: {loaded.summary}.")
-        if not self.settings.execute:
+        if not self.mode.runs:
             return self._verdict(node, "unchecked", f"Not checked: {EXECUTE_OFF}.")
-        record = self._record(*loaded)
-        if isinstance(record, Failure):
-            self._warn_once(node, record)
-            return self._verdict(node, "unchecked", f"Not checked: {record.summary}.")
+        evidence = self._record(*loaded, node)
+        if isinstance(evidence, Failure):
+            self._warn_once(node, evidence)
+            return self._verdict(node, "unchecked", f"Not checked: {evidence.summary}.")
+        record = evidence.record
         failing, unusable = [], len(node["checks"]) - len(checks)
         cannot_tell: list[str] = []  # packet checks on a capture without packets
         for check, line in checks:
@@ -254,7 +275,8 @@ class Page:
                 cannot_tell.append(outcome.unchecked)
             elif not outcome.holds:
                 failing.append(f"{check.text!r} (line {line}) fails: {outcome.observed}")
-        where = f"this build's capture of {record.experiment}/{record.run}"
+        whose = "this build's" if evidence.live else "the recorded"
+        where = f"{whose} capture of {record.experiment}/{record.run}"
         if failing:
             warn(LabWarning.FINDING, f"finding does not hold: {node['claim']!r}\n  " + "\n  ".join(failing), node)
             return self._verdict(node, "fails", f"Does not hold in {where}: " + "; ".join(failing) + ".")

@@ -172,10 +172,10 @@ def test_lab_execute_off_runs_nothing(app: SphinxTestApp) -> None:
     assert lab_lines(status_of(app)) == []
     assert not (Path(app.outdir).parent / "captures").exists()
     html = (app.outdir / "index.html").read_text()
-    assert "Not captured: lab_execute is off." in html
+    assert "Not captured: lab_execution_mode is off." in html
     assert '<span class="caption-text">client-close.py</span>' in html  # sources still shown
     assert "socket.error: [Errno 9] Bad file descriptor" in html  # and the note's outputs
-    assert '<div class="finding unchecked admonition">' in html and "Not checked: lab_execute is off." in html
+    assert '<div class="finding unchecked admonition">' in html and "Not checked: lab_execution_mode is off." in html
 
 
 def test_second_build_takes_the_cache(make_app: Callable[..., SphinxTestApp], tmp_path: Path) -> None:
