@@ -114,6 +114,8 @@ class ExperimentDirective(SphinxDirective):
         for picture in ("sequence", "state-diagram"):
             if picture in show:
                 lines += [f".. lab-placeholder:: {picture}", ""]
+        if set(show) - {"source"}:  # what the reader is looking at, and its files
+            lines += [".. lab-placeholder:: provenance", ""]
         return lines
 
     def _parse_rst(self, lines: list[str], parent: nodes.Element) -> None:

@@ -24,7 +24,7 @@ from lab.record import Record
 from lab.schedule import Experiment, Run, ScheduleError, load_experiment
 from lab.tcp_states import disagreements
 
-from . import pictures, render
+from . import pictures, provenance, render
 from .capture import CaptureJob
 from .config import LabSettings
 from .logs import LabWarning, logger, warn
@@ -113,7 +113,7 @@ class Page:
         if isinstance(node, lab_finding):
             self._fill_finding(node, loaded)
         elif isinstance(loaded, Failure):
-            node.replace_self(self._failed(node, loaded))
+            node.replace_self(self._failed_part(node, loaded))
         else:
             node.replace_self(self._part(node, *loaded))
 
@@ -194,6 +194,10 @@ class Page:
             message = failure.detail if failure.detail else failure.summary
             warn(failure.subtype, message, node)
 
+    def _failed_part(self, node: nodes.Element, failure: Failure) -> nodes.Node | list[nodes.Node]:
+        # The block's other parts already say it failed; its provenance line has nothing to add.
+        return [] if node["kind"] == "provenance" and failure.warned else self._failed(node, failure)
+
     def _failed(self, node: nodes.Element, failure: Failure) -> nodes.Node:
         first = not failure.warned
         self._warn_once(node, failure)
@@ -210,10 +214,10 @@ class Page:
             return _located(render.note_output(Path(node["note_path"]).read_text(encoding="utf-8")), node)
         if not self.mode.runs:
             # Said once, where the outputs would be, and not again under the tables.
-            return [] if kind == "capture" else _located(render.not_captured(EXECUTE_OFF), node)
+            return [] if kind in ("capture", "provenance") else _located(render.not_captured(EXECUTE_OFF), node)
         evidence = self._record(experiment, run, node)
         if isinstance(evidence, Failure):
-            return self._failed(node, evidence)
+            return self._failed_part(node, evidence)
         record = evidence.record
         if kind == "output":
             made = render.output(program, record.programs[program])
@@ -221,6 +225,8 @@ class Page:
             made = render.states(record)
         elif kind in ("sequence", "state-diagram"):
             made = self._picture(kind, record, node)
+        elif kind == "provenance":
+            made = [provenance.origin_line(evidence), provenance.downloads(evidence, self.app.env)]
         else:
             made = [render.capture_note(record)]
         return [_located(part, node) for part in made]

@@ -80,6 +80,12 @@ def test_the_notes_story_is_in_the_page(app: SphinxTestApp) -> None:
     assert "socket states from netlink sock_diag (what ss reads)" in html
     assert '<div class="finding holds admonition">' in html
     assert "Holds in this build's capture of close/close (2 checks)." in html
+    # What the reader is looking at, and the run's record to download, served from _downloads.
+    assert re.search(r'<p class="lab-provenance (live|cache)">Captured live (while this page was built|on this host) \(Linux ', html)
+    links = re.findall(r'<a class="reference download internal" download="" href="(_downloads/[0-9a-f]+/[^"]+\.json)">', html)
+    assert len(links) == 2, links  # one per run shown
+    served = json.loads((app.outdir / links[0]).read_text())
+    assert (served["experiment"], served["run"]) == ("close", "close")
     # The whole run's tables, the final one included, for the shutdown run too.
     assert table(app, "Table 5: Both programs have finished")
     progress = lab_lines(status_of(app))
