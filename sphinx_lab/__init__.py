@@ -17,6 +17,12 @@ same options)::
        fact server:received#2 data = b''
        packets client:closed = client FIN+ACK, server ACK
 
+    .. lab-evidence::             (a page made by the build: every run, its provenance, origin, files)
+    .. lab-findings::             (every finding on the site by topic, with its verdict and run)
+
+``finding`` also takes ``:topic: WORDS``, its group on the Findings page
+(default: the page and section it stands in).
+
 ``experiment`` shows the client and server programs in tabs, what each
 printed in this build's run (and in the note, if given) in tabs, one
 table per socket-state snapshot, like ``netstat -tan``, each with the TCP
@@ -89,7 +95,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     make_lab_importable(folder)
     try:
         with no_bytecode():
-            from . import directives, handlers, nodes
+            from . import collect, directives, handlers, nodes, site_pages
     except ModuleNotFoundError as error:
         if error.name != "lab":
             raise
@@ -102,13 +108,21 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     app.add_directive("experiment", directives.ExperimentDirective)
     app.add_directive("finding", directives.FindingDirective)
     app.add_directive("lab-placeholder", directives.PlaceholderDirective)
+    # The pages made from all the others: every run (Evidence), every finding (Findings).
+    app.add_domain(collect.LabDomain)
+    app.add_node(site_pages.lab_site_page)
+    app.add_directive("lab-evidence", site_pages.EvidenceDirective)
+    app.add_directive("lab-findings", site_pages.FindingsDirective)
+    app.connect("env-get-outdated", site_pages.outdated_site_pages)
+    app.connect("doctree-resolved", site_pages.fill_site_pages)
+    app.connect("build-finished", site_pages.sum_up)
     # Before the environment collectors (priority 500), so they see the filled page.
     app.connect("config-inited", resolve_execution_mode)
     app.connect("builder-inited", handlers.prepare_mode)
     app.connect("doctree-read", handlers.fill_placeholders, priority=400)
     return {
         "version": __version__,
-        "env_version": 1,  # bump when the data this extension stores on the env changes
+        "env_version": 2,  # bump when the data this extension stores on the env changes
         "parallel_read_safe": True,
         "parallel_write_safe": True,
     }

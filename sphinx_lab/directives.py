@@ -152,6 +152,7 @@ class FindingDirective(SphinxDirective):
     option_spec: ClassVar[dict[str, Callable[[str], object]]] = {
         "experiment": directives.unchanged_required,
         "run": directives.unchanged_required,
+        "topic": directives.unchanged_required,  # its group on the Findings page (default: its page and section)
     }
 
     def run(self) -> list[nodes.Node]:
@@ -164,6 +165,7 @@ class FindingDirective(SphinxDirective):
             run=self.options.get("run"),
             checks=self._checks(),
             claim=claim.astext(),
+            topic=self.options.get("topic"),
         )
         self.set_source_info(verdict)
         if verdict["experiment"] is None:

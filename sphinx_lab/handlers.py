@@ -24,7 +24,7 @@ from lab.record import Record
 from lab.schedule import Experiment, Run, ScheduleError, load_experiment
 from lab.tcp_states import disagreements
 
-from . import pictures, provenance, render
+from . import collect, pictures, provenance, render
 from .capture import CaptureJob
 from .config import LabSettings
 from .logs import LabWarning, logger, warn
@@ -61,7 +61,7 @@ def fill_placeholders(app: Sphinx, doctree: nodes.document) -> None:
     found = list(doctree.findall(lambda n: isinstance(n, PLACEHOLDERS)))
     if found:
         settings = LabSettings.from_app(app)
-        page = Page(app, settings, page_mode(settings))
+        page = Page(app, settings, page_mode(settings), doctree)
         for node in found:
             page.fill(node)
         _number(app, doctree)
@@ -103,6 +103,7 @@ class Page:
     app: Sphinx
     settings: LabSettings
     mode: ExecutionMode
+    doctree: nodes.document
     experiments: dict[str, Experiment | Failure] = field(default_factory=dict)
     unknown_runs: dict[tuple[str, str], Failure] = field(default_factory=dict)
     records: dict[tuple[str, str], Evidence | Failure] = field(default_factory=dict)
@@ -227,9 +228,29 @@ class Page:
             made = self._picture(kind, record, node)
         elif kind == "provenance":
             made = [provenance.origin_line(evidence), provenance.downloads(evidence, self.app.env)]
+            self._note_run(node, evidence)
         else:
             made = [render.capture_note(record)]
         return [_located(part, node) for part in made]
+
+    def _note_run(self, node: nodes.Element, evidence: Evidence) -> None:
+        """For the Evidence page: this run, as this page shows it (its block gets an id to link to)."""
+        env, record = self.app.env, evidence.record
+        files = [("record (JSON)", evidence.json_path), ("packets (pcap)", evidence.pcap_path)]
+        collect.domain(env).note_run(collect.RunShown(
+            docname=env.docname,
+            anchor=collect.anchor(self.doctree, node.parent, f"run-{record.experiment}-{record.run}"),
+            experiment=record.experiment,
+            run=record.run,
+            origin=evidence.origin,
+            seconds=evidence.seconds,
+            facts=provenance.facts(record),
+            sentence=provenance.origin_sentence(evidence),
+            downloads=tuple(
+                (label, env.relfn2path(provenance.download_target(path, env), env.docname)[0])
+                for label, path in files if path is not None
+            ),
+        ))  # fmt: skip
 
     def _picture(self, kind: str, record: Record, node: nodes.Element) -> list[nodes.Node]:
         """A diagram drawn from the run's segments, one per connection; without segments, why none."""
@@ -258,6 +279,8 @@ class Page:
 
     def _fill_finding(self, node: lab_finding, loaded: tuple[Experiment, Run] | Failure) -> None:
         checks = self._parse_checks(node)
+        if not isinstance(loaded, Failure):
+            node["run"] = loaded[1].name  # the run it is held to, named, for the Findings page
         if isinstance(loaded, Failure):
             self._warn_once(node, loaded)
             return self._verdict(node, "unchecked", f"Not checked: {loaded.summary}.")
@@ -294,6 +317,7 @@ class Page:
         if cannot_tell:
             # Not a disagreement with the kernel, so not a warning: this machine could not look.
             logger.info(f"finding not fully checked: {cannot_tell[0]}", location=node)
+            node["unchecked"] = (len(cannot_tell), cannot_tell[0])
             held = len(checks) - len(cannot_tell)
             if not held:
                 return self._verdict(node, "unchecked", f"Not checked: {cannot_tell[0]}.")
@@ -318,7 +342,26 @@ class Page:
     def _verdict(self, node: lab_finding, status: str, text: str) -> None:
         if isinstance(node.parent, nodes.admonition):
             node.parent["classes"].append(status)
+            self._note_finding(node, node.parent, status, text)
         node.replace_self(_located(render.verdict(text, status), node))
+
+
+    def _note_finding(self, node: lab_finding, box: nodes.admonition, status: str, text: str) -> None:
+        """For the Findings page: the finding, its verdict, where it stands (it gets an id to link to)."""
+        where, _ = collect.topic_of(self.doctree, box)
+        unchecked, reason = node.get("unchecked") or (0, "")
+        collect.domain(self.app.env).note_finding(collect.FindingShown(
+            docname=self.app.env.docname,
+            anchor=collect.anchor(self.doctree, box, f"finding-{node['claim'][:48]}"),
+            claim=node["claim"],
+            status=status,
+            verdict=text,
+            experiment=node["experiment"],
+            run=node["run"],
+            topic=node.get("topic") or where,
+            unchecked_checks=unchecked if status != "unchecked" else 0,
+            unchecked_reason=reason,
+        ))  # fmt: skip
 
 
 def _checks(count: int) -> str:

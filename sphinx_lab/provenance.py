@@ -92,6 +92,6 @@ def downloads(evidence: Evidence, env: BuildEnvironment) -> nodes.paragraph:
         paragraph += nodes.Text(", ")
         paragraph += download("its packets (pcap, for Wireshark or tcpdump -r)", evidence.pcap_path, env)
     else:
-        paragraph += nodes.Text(f" (no pcap: {evidence.record.packets_source or 'no packets'})")
+        paragraph += nodes.Text(" (no packets file for this run)")
     paragraph += nodes.Text(".")
     return paragraph

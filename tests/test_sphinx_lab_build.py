@@ -53,7 +53,11 @@ def table(app: SphinxTestApp, title: str, docname: str = "index") -> list[list[s
 
 
 def lab_lines(status: str) -> list[str]:
-    return [line for line in status.splitlines() if line.startswith("lab:")]
+    """The lab's progress lines (not its summing up at the end)."""
+    return [line for line in status.splitlines() if line.startswith("lab:") and not SUMMARY.match(line)]
+
+
+SUMMARY = re.compile(r"lab: \d+ runs?: ")
 
 
 @pytest.mark.sphinx("html", testroot="lab", srcdir="lab-html", confoverrides=REAL)
@@ -78,7 +82,7 @@ def test_the_notes_story_is_in_the_page(app: SphinxTestApp) -> None:
     assert "socket.error: [Errno 9] Bad file descriptor" in html  # from note-client.txt
     assert '<span class="caption-text">client-close.py</span>' in html
     assert "socket states from netlink sock_diag (what ss reads)" in html
-    assert '<div class="finding holds admonition">' in html
+    assert '<div class="finding holds admonition" id="finding-' in html
     assert "Holds in this build's capture of close/close (2 checks)." in html
     # What the reader is looking at, and the run's record to download, served from _downloads.
     assert re.search(r'<p class="lab-provenance (live|cache)">Captured live (while this page was built|on this host) \(Linux ', html)
@@ -90,6 +94,18 @@ def test_the_notes_story_is_in_the_page(app: SphinxTestApp) -> None:
     assert table(app, "Table 5: Both programs have finished")
     progress = lab_lines(status_of(app))
     assert len(progress) == 2 and all(re.fullmatch(r"lab: capturing \S+ \.\.\. done in [\d.]+ s", line) for line in progress)
+    # The Evidence page, made by the build: every run, linked to its block, with its files.
+    evidence = (app.outdir / "evidence.html").read_text()
+    for run, anchor in (("close/close", "run-close-close"), ("shutdown/echo-after-shut-rd", "run-shutdown-echo-after-shut-rd")):
+        assert f'<code class="docutils literal notranslate"><span class="pre">{run}</span></code>' in evidence
+        assert f'href="index.html#{anchor}"' in evidence and f'id="{anchor}"' in html
+    assert "captured live" in evidence and "1 holds, 0 fails, 0 not checked" in evidence
+    assert evidence.count('href="_downloads/') >= 2  # each run's JSON (and its pcap, where it has one)
+    # The Findings page: the finding under its page and section, linked, with its verdict and run.
+    assert re.search(r'<p class="rubric">close\(\)</p>', evidence)
+    assert re.search(r'<strong>Holds</strong>: <a class="reference internal" href="index.html#finding-[^"]+">After the client', evidence)
+    summary = [line for line in status_of(app).splitlines() if SUMMARY.match(line)]
+    assert summary == ["lab: 2 runs: 2 captured live, 0 from the cache, 0 recorded; 1 findings: 1 hold, 0 fail, 0 not checked"]
     # Only standard nodes (and sphinx-tabs') are left: no placeholder reached a writer.
     doctree = app.env.get_doctree("index")
     assert not [n for n in doctree.findall(nodes.Element) if n.__class__.__module__.startswith("sphinx_lab")]
@@ -104,7 +120,7 @@ def test_myst_page(app: SphinxTestApp) -> None:
     # The failing check and the unreadable one, each at its own line of index.md.
     assert re.search(r"index\.md:7: WARNING: finding does not hold: .*\n.*ESTABLISHED.* \(line 11\) fails: .*CLOSE_WAIT", warnings)
     assert re.search(r"index\.md:12: WARNING: bad check in finding .*'bogus check'.*\[lab\.check-syntax\]", warnings)
-    assert '<div class="finding fails admonition">' in html
+    assert '<div class="finding fails admonition" id="finding-' in html
     # A fence MyST could not read as a directive is not silently left as text.
     assert re.search(r"index\.md:15: WARNING: this ```\{finding\} fence was read as plain text.*\[lab\.markup\]", warnings)
 
@@ -181,7 +197,7 @@ def test_lab_execute_off_runs_nothing(app: SphinxTestApp) -> None:
     assert "Not captured: lab_execution_mode is off." in html
     assert '<span class="caption-text">client-close.py</span>' in html  # sources still shown
     assert "socket.error: [Errno 9] Bad file descriptor" in html  # and the note's outputs
-    assert '<div class="finding unchecked admonition">' in html and "Not checked: lab_execution_mode is off." in html
+    assert '<div class="finding unchecked admonition" id="finding-' in html and "Not checked: lab_execution_mode is off." in html
 
 
 def test_second_build_takes_the_cache(make_app: Callable[..., SphinxTestApp], tmp_path: Path) -> None:
