@@ -19,12 +19,14 @@ SPHINXOPTS ?=
 PYTESTOPTS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system html test livehtml bench clean
+.PHONY: help venv system html test captures verify livehtml bench clean
 
 help:
 	@echo "Targets (each sets up $(VENV) from requirements.txt first, if needed):"
 	@echo "  make html      build the site into $(BUILDDIR)/html (warnings are errors)"
 	@echo "  make test      run the whole test suite"
+	@echo "  make captures  record every run into docs/captures (ONLY=EXP or ONLY=EXP/RUN for some); commit it"
+	@echo "  make verify    capture every run live and compare it with docs/captures (ONLY= too)"
 	@echo "  make livehtml  serve the site, rebuilding on every change to $(SOURCEDIR)/ or examples/"
 	@echo "  make bench     measure capture and build times (tools/bench.py)"
 	@echo "  make clean     remove $(BUILDDIR)/ (the built site and the capture cache)"
@@ -51,6 +53,14 @@ html: system $(VENV_STAMP)
 
 test: system $(VENV_STAMP)
 	$(VENV_PYTHON) -m pytest $(PYTESTOPTS)
+
+# The recorded evidence (docs/captures): made, and checked, by live runs (tools/captures.py).
+ONLY ?=
+captures: system $(VENV_STAMP)
+	$(VENV_PYTHON) tools/captures.py record $(if $(ONLY),--only $(ONLY))
+
+verify: system $(VENV_STAMP)
+	$(VENV_PYTHON) tools/captures.py verify $(if $(ONLY),--only $(ONLY))
 
 # PYTHONDONTWRITEBYTECODE: running the examples must not write __pycache__ into
 # the watched examples/ folder (each write would trigger another rebuild).

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from lab import evidence
 from lab.isolation import MODE_ENV
 from lab.processes import descendants, wait_for_exit
 from lab.record import SCHEMA_VERSION, Record
@@ -61,8 +62,11 @@ class CaptureJob:
         """The coordinator stops a stuck run at its deadline; this only catches a stuck coordinator."""
         return (self.deadline_override or self.deadline) + TIMEOUT_MARGIN
 
-    def command(self, json_file: Path) -> list[str]:
-        command = [sys.executable, str(self.client), "--run", self.run, "--json", str(json_file), "--quiet"]
+    def command(self, json_file: Path, pcap_file: Path | None = None) -> list[str]:
+        command = [sys.executable, str(self.client), "--run", self.run, "--json", str(json_file)]
+        if pcap_file is not None:
+            command += ["--pcap", str(pcap_file)]
+        command.append("--quiet")
         if self.deadline_override is not None:
             command += ["--deadline", f"{self.deadline_override:g}"]
         return command
@@ -70,6 +74,10 @@ class CaptureJob:
     def inputs(self) -> list[Path]:
         """Every file whose content decides the capture (and whose edit must re-read the page)."""
         return [*self.experiment_files, *sorted(self.lab_files)]
+
+    def source_key(self) -> str:
+        """The key of the recorded evidence (lab/evidence.py): the inputs only, no host facts."""
+        return evidence.source_key(self.inputs(), self.experiment, self.run)
 
 
 class CaptureError(RuntimeError):
@@ -134,6 +142,10 @@ class CaptureCache:
         # The names are for the humans who look in the folder; the key alone decides a hit.
         return self.directory / f"{job.experiment}-{job.run}-{key[:32]}.json"
 
+    def pcap_path(self, job: CaptureJob, key: str) -> Path:
+        """The run's pcap file, beside its record."""
+        return self.path(job, key).with_suffix(".pcap")
+
     def load(self, job: CaptureJob, key: str) -> Record | None:
         """The cached record, or None for a miss: absent, unreadable, corrupt or of an old schema."""
         try:
@@ -144,14 +156,21 @@ class CaptureCache:
             return None
         return record
 
-    def store(self, job: CaptureJob, key: str, text: str) -> None:
-        """Write atomically: a parallel reader sees the old file, or none, or the whole new one."""
+    def store(self, job: CaptureJob, key: str, text: str, pcap: bytes | None = None) -> None:
+        """Write atomically: a parallel reader sees the old file, or none, or the whole new one.
+
+        The pcap file is written first, so a record found in the cache has its pcap beside it.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
-        target = self.path(job, key)
+        if pcap is not None:
+            self._write(self.pcap_path(job, key), pcap)
+        self._write(self.path(job, key), text.encode("utf-8"))
+
+    def _write(self, target: Path, data: bytes) -> None:
         handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{target.name}.", suffix=".tmp")
         try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(text)
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
             os.replace(temporary, target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
@@ -163,6 +182,7 @@ class Capture:
     record: Record
     from_cache: bool
     seconds: float  # time the run took (0 for a cache hit)
+    pcap_path: Path | None = None  # the run's segments as a pcap file (in the cache); None: no packets
 
 
 def capture(job: CaptureJob, cache: CaptureCache, starting: Callable[[], None] | None = None) -> Capture:
@@ -173,21 +193,39 @@ def capture(job: CaptureJob, cache: CaptureCache, starting: Callable[[], None] |
     """
     key = cache_key(job)
     record = cache.load(job, key)
+    pcap_file = cache.pcap_path(job, key)
     if record is not None:
-        return Capture(record, from_cache=True, seconds=0.0)
+        return Capture(record, from_cache=True, seconds=0.0, pcap_path=pcap_file if pcap_file.is_file() else None)
     if starting is not None:
         starting()
     started = time.monotonic()
-    record, text = run_capture(job)
-    cache.store(job, key, text)
-    return Capture(record, from_cache=False, seconds=time.monotonic() - started)
+    result = run_capture_files(job)
+    cache.store(job, key, result.text, result.pcap)
+    seconds = time.monotonic() - started
+    return Capture(result.record, from_cache=False, seconds=seconds, pcap_path=pcap_file if result.pcap is not None else None)
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    """What one run of the client's command line wrote: the record, its JSON text, its pcap file's bytes."""
+
+    record: Record
+    text: str
+    pcap: bytes | None  # None: no packets could be captured (the record says why)
 
 
 def run_capture(job: CaptureJob) -> tuple[Record, str]:
     """Run the client's command line once and read back the record it wrote (and its JSON text)."""
+    result = run_capture_files(job)
+    return result.record, result.text
+
+
+def run_capture_files(job: CaptureJob) -> CaptureResult:
+    """Run the client's command line once (with ``--pcap``) and read back everything it wrote."""
     with tempfile.TemporaryDirectory(prefix="sphinx-lab-") as workdir:
         json_file = Path(workdir) / "record.json"
-        command = job.command(json_file)
+        pcap_file = Path(workdir) / "segments.pcap"
+        command = job.command(json_file, pcap_file)
         env = os.environ | {
             # The reader's run would leave __pycache__ in examples/; a build must
             # not write there (sphinx-autobuild watches it and would loop).
@@ -223,7 +261,9 @@ def run_capture(job: CaptureJob) -> tuple[Record, str]:
             raise CaptureError(job, reason, command, status, stdout, stderr)
         try:
             text = json_file.read_text(encoding="utf-8")
-            return Record.from_json(text), text
+            record = Record.from_json(text)
+            pcap = pcap_file.read_bytes() if pcap_file.exists() else None
+            return CaptureResult(record, text, pcap)
         except FileNotFoundError as error:
             raise CaptureError(job, "it exited with status 0 but wrote no record", command, status, stdout, stderr) from error
         except (ValueError, KeyError, TypeError) as error:

@@ -326,7 +326,7 @@ with capture, socket.socket(family) as listener, socket.socket(family, socket.SO
     until(lambda: len(seen) >= 9, "last ACK")
     time.sleep(0.01)
     seen.extend(capture.drain())
-    out = {"port": listener.getsockname()[1], "segments": [asdict(s) for s in seen], "drops": capture.drops,
+    out = {"port": listener.getsockname()[1], "segments": [asdict(s) | {"frame": s.frame.hex()} for s in seen], "drops": capture.drops,
            "timestamps": capture.timestamps, "before": before, "connected": connected, "after": time.time(),
            "udp_queued": udp_queued}
 
@@ -368,7 +368,9 @@ def _run_in_network_namespace(family: str) -> dict:
 @pytest.mark.parametrize("family", ["4", "6"])
 def test_live_connection_is_captured_once_per_segment(family: str) -> None:
     run = _run_in_network_namespace(family)
-    seen = [Segment(**(raw | {"flags": tuple(raw["flags"])})) for raw in run["segments"]]
+    seen = [Segment(**(raw | {"flags": tuple(raw["flags"]), "frame": bytes.fromhex(raw["frame"])})) for raw in run["segments"]]
+    # Each segment keeps the frame it was read from (for the pcap file), and its kernel timestamp.
+    assert all(decode_frame(s.frame, s.time) == s and s.wire_length >= len(s.frame) and s.stamp_ns for s in seen)
     log = PacketLog(run["port"])
     log.add(seen, "end")
     # What Linux 6.18 sends: an immediate ACK of the data (a new connection acks

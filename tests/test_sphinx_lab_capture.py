@@ -106,7 +106,11 @@ def test_capture_then_cache_hit(tmp_path: Path) -> None:
     second = capture(job, cache, starting=lambda: started.append(job.label))
     assert second.from_cache and started == ["close/close"]  # nothing ran
     assert second.record.normalised() == first.record.normalised()
-    assert [p.name for p in cache.directory.iterdir()] == [cache.path(job, cache_key(job)).name]  # no temp file left
+    # The record and its pcap file beside it, and no temporary file left.
+    key = cache_key(job)
+    assert sorted(p.name for p in cache.directory.iterdir()) == [cache.path(job, key).name, cache.pcap_path(job, key).name]
+    assert first.pcap_path == second.pcap_path == cache.pcap_path(job, key)
+    assert second.pcap_path.read_bytes()[:4] == (0xA1B23C4D).to_bytes(4, sys.byteorder)  # type: ignore[union-attr]
 
 
 def test_corrupt_or_old_cache_file_is_a_miss(tmp_path: Path) -> None:

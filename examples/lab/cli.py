@@ -2,6 +2,7 @@
 
 ``python examples/client-close.py``            run the experiment, print the story
 ``python examples/client-close.py --json F``   ... and write the record to F
+``python examples/client-close.py --pcap F``   ... and its segments to F, as tcpdump -w does
 ``python examples/client-close.py --port P``   just be the client, against a server on port P
 """
 
@@ -38,6 +39,13 @@ def _parser(script: Path, doc: str | None, runs: list[str], experiments: list[st
         )
     parser.add_argument("--all", action="store_true", help="run every order of steps, one after another")
     parser.add_argument("--json", metavar="FILE", type=Path, help="also write the run's record as JSON to FILE")
+    parser.add_argument(
+        "--pcap",
+        metavar="FILE",
+        type=Path,
+        help="also write the run's segments to FILE as a pcap file, like tcpdump -w "
+        "(where packets cannot be captured, none is written and it says why)",
+    )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument("--deadline", type=float, help="seconds before a stuck run is stopped (default: 5)")
     parser.add_argument(
@@ -80,14 +88,19 @@ def client_command_line(main: Callable[[str, int], None], script_file: str) -> N
     runs = [run.name for run in experiment.runs] if args.all else [args.run]
     if args.json and len(runs) > 1:
         sys.exit("error: --json writes one run's record; give --run NAME instead of --all")
+    if args.pcap and len(runs) > 1:
+        sys.exit("error: --pcap writes one run's segments; give --run NAME instead of --all")
     for name in runs:
         try:
-            record = run_experiment(experiment, name, args.deadline, args.isolation)
+            record = run_experiment(experiment, name, args.deadline, args.isolation, pcap_file=args.pcap)
         except (ExperimentError, IsolationError) as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         if args.json:
             args.json.write_text(record.to_json(), encoding="utf-8")
+        if args.pcap and not args.pcap.exists():
+            # The record still holds the tables; only the segments are missing, and it says why.
+            print(f"warning: --pcap {args.pcap} not written: {record.packets_source}", file=sys.stderr)
         if not args.quiet:
             print(format_story(record))
             print()

@@ -54,14 +54,17 @@ from . import processes
 from .isolation import Isolation, run_isolated
 from .packets import CaptureUnavailable, LoopbackCapture, PacketLog
 from .participant import CONTROL_ENV, PROGRAM_ENV
+from .pcap import write_pcap
 from .record import (
     ROLE_ORDER,
     Event,
     Packet,
     ProgramResult,
+    Provenance,
     Record,
     Snapshot,
     SocketRow,
+    TEARDOWN_SYSCTLS,
     client_port_name,
     step_label,
 )
@@ -135,8 +138,10 @@ class Coordinator:
         deadline: float | None = None,
         python: str = sys.executable,
         where: Isolation = NOT_ISOLATED,
+        pcap_file: Path | None = None,
     ):
         self.experiment = experiment
+        self.pcap_file = pcap_file  # where to write the run's frames, if they can be captured
         self.where = where
         self.run = run
         self.deadline_seconds = deadline if deadline is not None else experiment.deadline
@@ -188,6 +193,8 @@ class Coordinator:
             record.leftover = self._leftover_sockets()
             if leftover_pids:
                 raise ExperimentError(self._where() + f"processes {leftover_pids} survived the cleanup")
+            if self.pcap_file is not None and self.packet_log is not None:
+                write_pcap(self.pcap_file, self.packet_log.segments())
             record.metadata["seconds"] = round(time.monotonic() - started, 4)
             record.metadata["pids"] = sorted(self.pids_seen)
             return record
@@ -565,6 +572,17 @@ class Coordinator:
             )
             for name, program in self.programs.items()
         }
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        states_source = self.states_source or read_table().source
+        provenance = Provenance(
+            kernel=f"{platform.system()} {platform.release()}",
+            python=platform.python_version(),
+            date=now,
+            isolation=self.where.describe(),
+            states_source=states_source,
+            packets_source=self.packets_source,
+            sysctls=read_sysctls(),  # here: in the run's namespace, whose values are its own
+        )
         return Record(
             experiment=self.experiment.name,
             run=self.run.name,
@@ -576,15 +594,16 @@ class Coordinator:
             final=final,
             leftover=[],
             ports=dict(self.ports),
-            states_source=self.states_source or read_table().source,
+            states_source=states_source,
             packets=packets,
             packets_source=self.packets_source,
             isolation=self.where.describe(),
+            provenance=provenance,
             metadata={
                 "system": platform.system(),
                 "kernel": platform.release(),
                 "python": platform.python_version(),
-                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "date": now,
                 "processes_checked": processes.CAN_SEE_PROCESSES,
             },
         )
@@ -627,18 +646,44 @@ class Coordinator:
         return stuck
 
 
+def read_sysctls(names: tuple[str, ...] = TEARDOWN_SYSCTLS) -> dict[str, str]:
+    """The values of ``names`` as this process sees them (a network namespace has its own).
+
+    Read from /proc/sys, as ``sysctl -n`` does; whitespace inside a value (tcp_rmem's three
+    numbers) is one space.  One that cannot be read says why rather than going missing.
+    """
+    values = {}
+    for name in names:
+        path = Path("/proc/sys", *name.split("."))
+        try:
+            values[name] = " ".join(path.read_text(encoding="ascii").split())
+        except FileNotFoundError:
+            # tcp_max_orphans, say: host-wide, so a network namespace has no copy of its own.
+            values[name] = "not in this network namespace (a host-wide setting)"
+        except OSError as error:
+            values[name] = f"unreadable: {error.strerror or error}"
+    return values
+
+
 def _ordinal(n: int) -> str:
     return {1: "first", 2: "second", 3: "third"}.get(n, f"{n}th")
 
 
 def run_experiment(
-    experiment: Experiment, run_name: str | None = None, deadline: float | None = None, isolation: str | None = None
+    experiment: Experiment,
+    run_name: str | None = None,
+    deadline: float | None = None,
+    isolation: str | None = None,
+    pcap_file: Path | None = None,
 ) -> Record:
     """Run one run of ``experiment`` (its first run by default) and return the record.
+
+    ``pcap_file``: also write the run's frames there (lab/pcap.py), if packets can be
+    captured here; if not, no file is written and ``record.packets_source`` says why.
 
     ``isolation``: "auto" (default; also $LAB_ISOLATION) runs it in a network
     namespace of its own where the system allows, else on the loopback;
     "namespace" insists on one; "loopback" never makes one.
     """
     run = experiment.run(run_name)
-    return run_isolated(lambda where: Coordinator(experiment, run, deadline, where=where).execute(), isolation)
+    return run_isolated(lambda where: Coordinator(experiment, run, deadline, where=where, pcap_file=pcap_file).execute(), isolation)

@@ -23,7 +23,8 @@ import socket
 import struct
 import time as _time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from dataclasses import replace as dataclass_replace
 from types import TracebackType
 from typing import Self
 
@@ -69,9 +70,13 @@ class Segment:
     window: int  # the 16-bit field, unscaled
     wscale: int | None  # the window-scale option (SYN segments only), else None
     length: int  # payload bytes, from the IP header
+    # The frame as captured (cut at SNAP_LENGTH), for a pcap file: lab/pcap.py writes these.
+    frame: bytes = field(default=b"", repr=False, compare=False)
+    wire_length: int = field(default=0, compare=False)  # the whole frame's length, from the IP header
+    stamp_ns: int = field(default=0, compare=False)  # ``time`` in nanoseconds, as the kernel gave it
 
 
-def decode_frame(frame: bytes, time: float = 0.0) -> Segment | None:
+def decode_frame(frame: bytes, time: float = 0.0, stamp_ns: int | None = None) -> Segment | None:
     """The TCP segment in an Ethernet frame from ``lo``, or None if it holds none.
 
     ``None`` also for non-first IP fragments (no TCP header in them) and for a
@@ -91,7 +96,12 @@ def decode_frame(frame: bytes, time: float = 0.0) -> Segment | None:
     if found is None:
         return None
     src, dst, tcp, ip_end = found
-    return _tcp(frame, tcp, ip_end, src, dst, time)
+    segment = _tcp(frame, tcp, ip_end, src, dst, time)
+    if segment is None:
+        return None
+    stamp = stamp_ns if stamp_ns is not None else round(time * 1e9)
+    # A frame on lo ends with its IP packet (no trailer): ip_end is the length it had on the wire.
+    return dataclass_replace(segment, frame=bytes(frame), wire_length=max(ip_end, len(frame)), stamp_ns=stamp)
 
 
 def _ipv4(frame: bytes, at: int) -> tuple[str, str, int, int] | None:
@@ -272,7 +282,8 @@ class LoopbackCapture:
                 break
             if address[2] == PACKET_OUTGOING:
                 continue  # the same segment arrives on lo right after; that copy is kept
-            segment = decode_frame(frame, _timestamp(ancillary))
+            stamp = _timestamp_ns(ancillary)
+            segment = decode_frame(frame, stamp / 1e9, stamp)
             if segment is not None:
                 found.append(segment)
         self.drops += self._dropped_since_last_asked()
@@ -298,12 +309,13 @@ class LoopbackCapture:
         self.close()
 
 
-def _timestamp(ancillary: list[tuple[int, int, bytes]]) -> float:
+def _timestamp_ns(ancillary: list[tuple[int, int, bytes]]) -> int:
+    """The kernel's receive timestamp in nanoseconds since the epoch (now, if it gave none)."""
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(data) >= struct.calcsize("@ll"):
             seconds, nanoseconds = struct.unpack_from("@ll", data)
-            return seconds + nanoseconds / 1e9
-    return _time.time()
+            return seconds * 1_000_000_000 + nanoseconds
+    return _time.time_ns()
 
 
 # -- From segments to the record's packets ----------------------------------------------
@@ -334,6 +346,10 @@ class PacketLog:
 
     def __len__(self) -> int:
         return len(self._seen)
+
+    def segments(self) -> list[Segment]:
+        """The run's segments as captured, in order, each with its frame (for a pcap file)."""
+        return [segment for segment, _ in self._seen]
 
     def packets(self, connections: dict[int, int] | None = None) -> list[Packet]:
         """The record's packets.  ``connections`` numbers the client's ports (port -> 1, 2, ...);

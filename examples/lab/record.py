@@ -13,7 +13,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-SCHEMA_VERSION = 4  # bump when the JSON layout changes; cached records are then ignored
+SCHEMA_VERSION = 5  # bump when the JSON layout changes; cached records are then ignored
 
 ROLE_ORDER = ("listener", "server", "client")
 
@@ -143,6 +143,43 @@ class ProgramResult:
     exceptions: list[dict[str, Any]] = field(default_factory=list)  # uncaught, with errno
 
 
+# The sysctls that shape how a connection ends, read where the run took place (a namespace
+# has its own): how long FIN_WAIT2 and TIME_WAIT last, how often an orphan's FIN or a
+# segment is retried, when the kernel gives up on orphans or answers an overflow with RST.
+TEARDOWN_SYSCTLS = (
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_tw_reuse",
+    "net.ipv4.tcp_orphan_retries",
+    "net.ipv4.tcp_max_orphans",
+    "net.ipv4.tcp_max_tw_buckets",
+    "net.ipv4.tcp_retries2",
+    "net.ipv4.tcp_abort_on_overflow",
+    "net.ipv4.tcp_rfc1337",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_syn_retries",
+    "net.ipv4.tcp_synack_retries",
+    "net.ipv4.tcp_window_scaling",
+    "net.ipv4.tcp_rmem",
+    "net.ipv4.tcp_wmem",
+)
+
+
+@dataclass
+class Provenance:
+    """Where and when a record was made: what a reader needs to weigh it, or to redo it.
+
+    ``normalised()`` leaves it out: it is the host's and the date's, not the run's.
+    """
+
+    kernel: str  # "Linux 6.1.0-18-amd64"
+    python: str  # "3.11.2"
+    date: str  # UTC, ISO 8601: "2026-12-03T08:30:00+00:00"
+    isolation: str  # Record.isolation: its own namespace (as root, or in a user namespace), or the loopback
+    states_source: str  # Record.states_source: where the socket tables came from
+    packets_source: str  # Record.packets_source: how the segments were captured, or why there are none
+    sysctls: dict[str, str]  # TEARDOWN_SYSCTLS as read where the run took place; "unreadable: ..." if not
+
+
 @dataclass
 class Record:
     experiment: str
@@ -160,6 +197,7 @@ class Record:
     packets: list[Packet] = field(default_factory=list)  # every TCP segment of the run, in order
     packets_source: str = ""  # how the segments were captured, or why there are none
     isolation: str = ""  # where the run took place: its own network namespace, or the machine's loopback
+    provenance: Provenance | None = None  # kernel, Python, date, isolation, sources and sysctls of the run
     schema: int = SCHEMA_VERSION
 
     # -- looking things up ---------------------------------------------------
@@ -234,7 +272,12 @@ class Record:
 
     @classmethod
     def from_json(cls, text: str) -> Record:
-        data = json.loads(text)
+        return cls.from_data(json.loads(text))
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Record:
+        """The record from its parsed JSON (``from_json`` without the parsing)."""
+        data = dict(data)
         if data.get("schema") != SCHEMA_VERSION:
             raise ValueError(f"record schema {data.get('schema')} is not {SCHEMA_VERSION}")
 
@@ -248,6 +291,8 @@ class Record:
         data["final"] = snapshot(data["final"])
         data["leftover"] = [SocketRow(**row) for row in data["leftover"]]
         data["packets"] = [Packet(**raw) for raw in data.get("packets", [])]
+        if data.get("provenance") is not None:
+            data["provenance"] = Provenance(**data["provenance"])
         return cls(**data)
 
     def normalised(self) -> dict[str, Any]:
@@ -257,6 +302,7 @@ class Record:
         """
         data = asdict(self)
         data.pop("metadata")
+        data.pop("provenance")  # the host's and the date's
         data.pop("ports")
         # Numbers only, none of them a port: not scrubbed (a window may equal one).  The zero-window
         # probes are left out: how many the persist timer sends follows how long a window stays shut.
