@@ -35,13 +35,15 @@ def facts(record: Record) -> dict[str, Any]:
         "states": record.states_source,
         "packets": record.packets_source,
     }
-    provenance = getattr(record, "provenance", None)  # the evidence store's Record carries more
-    if isinstance(provenance, dict):
-        found |= {key: value for key, value in provenance.items() if value not in (None, "")}
-    elif provenance is not None and hasattr(provenance, "__dataclass_fields__"):
+    provenance = getattr(record, "provenance", None)  # records of the evidence store's schema carry it
+    if provenance is not None:
         from dataclasses import asdict
 
-        found |= {key: value for key, value in asdict(provenance).items() if value not in (None, "")}
+        given = asdict(provenance) if hasattr(provenance, "__dataclass_fields__") else dict(provenance)
+        renamed = {"states_source": "states", "packets_source": "packets"}
+        found |= {renamed.get(key, key): value for key, value in given.items() if value not in (None, "", {})}
+        if str(found["kernel"]).startswith(f"{found['system']} "):
+            found["system"] = ""  # Provenance.kernel says "Linux 6.1.0-18-amd64" itself
     return found
 
 
@@ -51,6 +53,12 @@ def _day(date: str) -> str:
 
 def _system(found: dict[str, Any]) -> str:
     return f"{found['system']} {found['kernel']}".strip()
+
+
+def sysctls_text(found: dict[str, Any]) -> str:
+    """``tcp_fin_timeout=60, tcp_tw_reuse=2, ...``: the teardown sysctls where the run took place."""
+    sysctls = found.get("sysctls") or {}
+    return ", ".join(f"{name.rsplit('.', 1)[-1].rsplit('/', 1)[-1]}={value}" for name, value in sorted(sysctls.items()))
 
 
 def origin_sentence(evidence: Evidence) -> str:

@@ -21,6 +21,7 @@ from sphinx.util.osutil import relative_uri
 
 from .collect import FindingShown, RunShown, domain
 from .logs import logger
+from .provenance import sysctls_text
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -135,12 +136,12 @@ def _evidence(app: Sphinx, docname: str) -> nodes.Node:
             pages.append(_link(app, docname, seen.docname, seen.anchor, app.env.titles[seen.docname].astext()))
         facts = best.facts
         provenance = (
-            f"{facts.get('system', '')} {facts.get('kernel', '')}, Python {facts.get('python', '')}, {facts.get('date', '')}; "
+            f"{(str(facts.get('system', '')) + ' ' + str(facts.get('kernel', ''))).strip()}, "
+            f"Python {facts.get('python', '')}, {facts.get('date', '')}; "
             f"{facts.get('isolation', '')}; states from {facts.get('states', '')}; packets: {facts.get('packets', '')}"
         )
-        extra = {k: v for k, v in facts.items() if k not in ("system", "kernel", "python", "date", "isolation", "states", "packets")}
-        if extra:
-            provenance += "; " + "; ".join(f"{key}: {value}" for key, value in sorted(extra.items()))
+        if facts.get("sysctls"):
+            provenance += f"; sysctls: {sysctls_text(facts)}"
         verdicts = Counter(f.status for f in findings.get(label, []))
         counted = ", ".join(f"{verdicts[s]} {VERDICT_WORDS[s]}" for s in ("holds", "fails", "unchecked"))
         files: list[nodes.Node | str] = []

@@ -90,6 +90,9 @@ def test_the_notes_story_is_in_the_page(app: SphinxTestApp) -> None:
     assert len(links) == 2, links  # one per run shown
     served = json.loads((app.outdir / links[0]).read_text())
     assert (served["experiment"], served["run"]) == ("close", "close")
+    pcaps = re.findall(r'<a class="reference download internal" download="" href="(_downloads/[0-9a-f]+/[^"]+\.pcap)">', html)
+    assert len(pcaps) == 2, pcaps
+    assert (app.outdir / pcaps[0]).read_bytes()[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")  # libpcap
     # The whole run's tables, the final one included, for the shutdown run too.
     assert table(app, "Table 5: Both programs have finished")
     progress = lab_lines(status_of(app))
@@ -100,7 +103,7 @@ def test_the_notes_story_is_in_the_page(app: SphinxTestApp) -> None:
         assert f'<code class="docutils literal notranslate"><span class="pre">{run}</span></code>' in evidence
         assert f'href="index.html#{anchor}"' in evidence and f'id="{anchor}"' in html
     assert "captured live" in evidence and "1 holds, 0 fails, 0 not checked" in evidence
-    assert evidence.count('href="_downloads/') >= 2  # each run's JSON (and its pcap, where it has one)
+    assert evidence.count('href="_downloads/') == 4  # each run's JSON and pcap
     # The Findings page: the finding under its page and section, linked, with its verdict and run.
     assert re.search(r'<p class="rubric">close\(\)</p>', evidence)
     assert re.search(r'<strong>Holds</strong>: <a class="reference internal" href="index.html#finding-[^"]+">After the client', evidence)
@@ -211,7 +214,7 @@ def test_second_build_takes_the_cache(make_app: Callable[..., SphinxTestApp], tm
         assert len(lines) == 2 and all(outcome in line for line in lines), lines
         assert warnings_of(app) == ""
         app.cleanup()  # a second app in one process: let it register its nodes afresh
-    assert len(list((tmp_path / "captures").iterdir())) == 2
+    assert len(list((tmp_path / "captures").glob("*.json"))) == 2  # one record each (beside its pcap)
 
 
 def test_a_capture_whose_wire_and_tables_disagree_is_not_drawn_silently(
@@ -227,7 +230,7 @@ def test_a_capture_whose_wire_and_tables_disagree_is_not_drawn_silently(
         app.cleanup()
         if build == 1:
             assert warnings_of(app) == ""
-            for cached in (tmp_path / "captures").iterdir():
+            for cached in (tmp_path / "captures").glob("*.json"):
                 record = json.loads(cached.read_text())
                 if record["run"] == "close":
                     record["packets"] = [

@@ -129,3 +129,54 @@ def test_auto_on_a_host_that_cannot_takes_the_recorded_evidence(
     assert re.search(r"index\.rst:4: WARNING: .*close/close.*\[lab\.evidence\]", warnings), warnings
     assert "Traceback" not in warnings
     assert not (tmp_path / "captures").exists()  # auto did not capture on a host that cannot
+
+
+RECORDED = Path(__file__).resolve().parent.parent / "docs" / "captures"
+
+
+def test_replay_shows_the_recorded_evidence_and_runs_nothing(make_app: Callable[..., SphinxTestApp], tmp_path: Path) -> None:
+    conf = REAL | {"lab_execution_mode": "replay", "lab_evidence_dir": str(RECORDED), "lab_cache_dir": str(tmp_path / "c")}
+    app = make_app("html", srcdir=project(tmp_path), confoverrides=conf)
+    app.build()
+    assert plain(app.warning.getvalue()) == ""
+    assert not (tmp_path / "c").exists()  # nothing captured
+    html = (app.outdir / "index.html").read_text()
+    said = re.findall(r'<p class="lab-provenance recorded">(.*?)</p>', html)
+    assert len(said) == 2 and all(
+        re.fullmatch(r"Recorded on Linux \S+ on \d{4}-\d\d-\d\d; this build runs nothing \(lab_execution_mode is replay\)\.", s)
+        for s in said
+    ), said
+    assert "Holds in the recorded capture of close/close (2 checks)." in html
+    for suffix in ("json", "pcap"):  # the committed files, served
+        links = re.findall(rf'href="(_downloads/[0-9a-f]+/[^"]+\.{suffix})"', html)
+        assert len(links) == 2 and (app.outdir / links[0]).read_bytes() == (RECORDED / "close" / f"close.{suffix}").read_bytes()
+    assert "lab: 2 runs: 0 captured live, 0 from the cache, 2 recorded" in plain(app.status.getvalue())
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        (lambda path: path.unlink(), "missing"),
+        (lambda path: path.write_text("{not json"), "corrupt"),
+        (lambda path: path.write_text(path.read_text().replace('"schema": ', '"schema": 9', 1)), "newer schema"),
+        (lambda path: path.write_text(re.sub(r'"source_key": "[0-9a-f]+"', '"source_key": "0000"', path.read_text())), "made from other sources"),
+    ],
+)
+def test_a_record_that_cannot_be_shown_is_warned_about_where_it_is_shown(
+    make_app: Callable[..., SphinxTestApp], tmp_path: Path, spoil: Callable[[Path], object], reason: str
+) -> None:
+    recorded = tmp_path / "recorded"
+    shutil.copytree(RECORDED, recorded)
+    spoil(recorded / "close" / "close.json")
+    conf = REAL | {"lab_execution_mode": "replay", "lab_evidence_dir": str(recorded)}
+    app = make_app("html", srcdir=project(tmp_path), confoverrides=conf)
+    app.build()
+    warnings = plain(app.warning.getvalue())
+    assert re.search(
+        rf"index\.rst:4: WARNING: recorded evidence for close/close: \S*recorded/close/close\.json is {reason}; "
+        rf"re-record it with: make captures ONLY=close/close \[lab\.evidence\]",
+        warnings,
+    ), warnings
+    assert warnings.count("WARNING") == 1 and "Traceback" not in warnings
+    html = (app.outdir / "index.html").read_text()
+    assert "Not checked: no usable recorded evidence for close/close" in html  # not a stale page
