@@ -65,6 +65,12 @@ Warnings all have type ``lab``, a location, and one of these subtypes (so
                       re-records it (``make captures``)
 ``lab.diagram``       a run's captured segments and its tables disagree (replayed through
                       RFC 9293's state machine), so its pictures would not be true
+``lab.stands``        a ``{stands}`KIND: DETAIL``` label with an unknown KIND or no DETAIL
+
+Role: ``{stands}`KIND: DETAIL``` marks where a sentence about kernel behaviour
+stands when no finding checks it: KIND ``source`` (read in the kernel
+source), ``measured`` (measured outside the lab), ``inference`` (from the
+note's tables) or ``docs`` (a man page, an RFC); see ``stands.py``.
 
 Nothing is written to the source, configuration or examples folders.
 """
@@ -95,7 +101,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     make_lab_importable(folder)
     try:
         with no_bytecode():
-            from . import collect, directives, handlers, nodes, site_pages
+            from . import collect, directives, handlers, nodes, site_pages, stands
     except ModuleNotFoundError as error:
         if error.name != "lab":
             raise
@@ -116,6 +122,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     app.connect("env-get-outdated", site_pages.outdated_site_pages)
     app.connect("doctree-resolved", site_pages.fill_site_pages)
     app.connect("build-finished", site_pages.sum_up)
+    app.add_role("stands", stands.StandsRole())
     # Before the environment collectors (priority 500), so they see the filled page.
     app.connect("config-inited", resolve_execution_mode)
     app.connect("builder-inited", handlers.prepare_mode)

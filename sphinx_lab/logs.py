@@ -26,6 +26,7 @@ class LabWarning(StrEnum):
     MARKUP = "markup"  # a MyST ```{finding} or ```{experiment} fence that was read as plain text
     EVIDENCE = "evidence"  # a recorded run that is missing, corrupt, of another schema or made from other sources
     DIAGRAM = "diagram"  # a run whose segments and tables disagree: its pictures would not be true
+    STANDS = "stands"  # a {stands} label with an unknown kind or without its detail
 
 
 def warn(subtype: LabWarning, message: str, location: object) -> None:

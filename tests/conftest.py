@@ -100,6 +100,46 @@ def python_for_user(user: str) -> str | None:
     return None
 
 
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)  # the files are world-readable already; only the folders above them are not
+    except OSError:
+        import shutil
+
+        shutil.copy2(source, target)
+
+
+@pytest.fixture(scope="session")
+def nobody_packages(nobody_python: str):
+    """Our installed packages, on a path the user ``nobody`` can read, for its PYTHONPATH.
+
+    In a fresh clone made with ``mktemp -d`` the venv sits in a folder only its
+    owner may enter; nobody then finds no Sphinx.  A hard-linked copy (a copy
+    across file systems) in a folder nobody may enter fixes that.
+    """
+    import shutil
+    import subprocess
+    import sysconfig
+    import tempfile
+
+    packages = sysconfig.get_paths()["purelib"]
+    probe = subprocess.run(["runuser", "-u", "nobody", "--", "test", "-r", f"{packages}/sphinx/__init__.py"])
+    if probe.returncode == 0:
+        yield packages
+        return
+    # Not under pytest's tmp_path: its base folder is private to us too.
+    place = Path(tempfile.mkdtemp(prefix="packages-for-nobody-"))
+    try:
+        target = place / "site-packages"
+        shutil.copytree(packages, target, copy_function=_link_or_copy, ignore=shutil.ignore_patterns("__pycache__"))
+        for path in (place, *place.rglob("*")):
+            if path.is_dir():
+                path.chmod(0o755)
+        yield str(target)
+    finally:
+        shutil.rmtree(place)
+
+
 @pytest.fixture(scope="session")
 def nobody_python() -> str:
     """An interpreter the user ``nobody`` may run, for the tests run as an ordinary user (as root only)."""

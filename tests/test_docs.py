@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -136,7 +135,7 @@ def test_a_parallel_build_gives_the_same_pages(site: dict[str, object], tmp_path
     assert images == {path.name for path in (site["html"] / "_images").glob("*")}  # type: ignore[operator]
 
 
-def test_an_ordinary_user_builds_the_same_pages(site: dict[str, object], nobody_python: str) -> None:
+def test_an_ordinary_user_builds_the_same_pages(site: dict[str, object], nobody_python: str, nobody_packages: str) -> None:
     """As the user nobody, from a copy of the sources it may read: the same pages, packets and pictures included."""
     place = Path(tempfile.mkdtemp(prefix="lab-site-as-nobody-"))
     try:
@@ -150,11 +149,9 @@ def test_an_ordinary_user_builds_the_same_pages(site: dict[str, object], nobody_
         out.mkdir()
         for path in (place, *place.rglob("*")):
             path.chmod(0o777 if path == out else (0o755 if path.is_dir() else 0o644))
-        # Our installed packages, read by the interpreter nobody may run (the same Python minor version).
-        packages = sysconfig.get_paths()["purelib"]
         done = subprocess.run(
             [
-                "runuser", "-u", "nobody", "--", "env", f"PYTHONPATH={packages}", "PYTHONDONTWRITEBYTECODE=1",
+                "runuser", "-u", "nobody", "--", "env", f"PYTHONPATH={nobody_packages}", "PYTHONDONTWRITEBYTECODE=1",
                 nobody_python, "-m", "sphinx", "-W", "--keep-going", "-b", "html", "-c", str(place),
                 str(place / "docs"), str(out / "html"), "-d", str(out / "doctrees"),
                 "-D", f"lab_cache_dir={out / 'captures'}",

@@ -163,3 +163,103 @@ def test_normalising_replaces_ports_where_they_stand_not_numbers_that_equal_them
     assert normalised["command"][-1] == "<client-port>"
     rows = record.normalised()["events"][2]["snapshot"]["sockets"]
     assert {row["local"] for row in rows} >= {"127.0.0.1:<server-port>", "127.0.0.1:<client-port>"}
+
+
+# -- durations: ranges of measured facts, and the time between two segments --------------------
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("fact client:closed waited_ms in 500..30", "the range 500..30 is empty"),
+        ("fact client:closed waited_ms in 30", "a bound is written '>= N', '<= N' or 'in LO..HI'"),
+        ("fact client:closed waited_ms in a..b", "'a' is not a number"),
+        ("gap client:closed client FIN+ACK server ACK >= 30 ms", "expected 'gap STEP ROLE FLAGS [len N] -> ROLE FLAGS"),
+        ("gap client:closed client FIN+ACK -> server ACK >= 30", "expected 'gap STEP ROLE FLAGS [len N] -> ROLE FLAGS"),
+        ("gap client:closed client FIN+ACK -> server ACK = 30 ms", "expected 'gap STEP"),
+        ("gap client:closed client FIN+ACK -> server ACK > 30 ms", "a bound is written '>= N', '<= N' or 'in LO..HI'"),
+        ("gap client:closed client FIN+ACK -> server ACK >= 30 s", "expected 'gap STEP ROLE FLAGS"),
+        ("gap client:closed client FIN+ACK -> nobody ACK >= 30 ms", "a segment's sender is client or server"),
+    ],
+)
+def test_duration_syntax_errors(line, message):
+    with pytest.raises(CheckSyntaxError) as error:
+        parse_check(line)
+    assert message in str(error.value)
+
+
+def _with_times(record: Record, *milliseconds: float) -> Record:
+    """The record's client:closed segments (FIN, its ACK) at the given times after the FIN."""
+    from dataclasses import replace
+
+    closing = [p for p in record.packets if p.step == "client:closed"]
+    start = closing[0].time
+    moved = {id(p): replace(p, time=start + ms / 1000) for p, ms in zip(closing, milliseconds)}
+    return replace(record, packets=[moved.get(id(p), p) for p in record.packets])
+
+
+@pytest.mark.parametrize(
+    "line, holds",
+    [
+        ("gap client:closed client FIN+ACK -> server ACK >= 30 ms", True),
+        ("gap client:closed client FIN+ACK -> server ACK >= 41 ms", False),
+        ("gap client:closed client FIN+ACK -> server ACK <= 40 ms", True),
+        ("gap client:closed client FIN+ACK -> server ACK <= 39.9 ms", False),
+        ("gap client:closed client FIN+ACK -> server ACK in 30..50 ms", True),
+        ("gap client:closed client FIN+ACK -> server ACK in 0..1 ms", False),
+        ("gap any client FIN+ACK -> server ACK in 39..41 ms", True),  # the FIN's ACK, not an earlier one
+    ],
+)
+def test_gaps_measure_the_time_from_one_segment_to_the_next_that_matches(close_record, line, holds):
+    record = _with_times(close_record, 0.0, 40.0)
+    outcome = evaluate(parse_check(line), record)
+    assert outcome.holds is holds
+    assert outcome.observed == "at client:closed, server ACK came 40.000 ms after client FIN+ACK" or line.startswith("gap any")
+
+
+def test_a_gap_whose_segments_are_missing_fails_saying_which(close_record):
+    outcome = evaluate(parse_check("gap client:closed client RST -> server ACK >= 0 ms"), close_record)
+    assert not outcome.holds and outcome.observed.startswith("at client:closed no segment is client RST")
+    outcome = evaluate(parse_check("gap client:closed server ACK -> client FIN+ACK >= 0 ms"), close_record)
+    assert (outcome.holds, outcome.observed) == (False, "at client:closed no client FIN+ACK follows the server ACK")
+
+
+def test_a_gap_is_not_checked_without_a_capture(close_record):
+    from dataclasses import replace
+
+    blind = replace(close_record, packets=[], packets_source="no packet capture: packet capture needs CAP_NET_RAW")
+    outcome = evaluate(parse_check("gap client:closed client FIN+ACK -> server ACK >= 30 ms"), blind)
+    assert outcome.unchecked == "no packet capture: packet capture needs CAP_NET_RAW"
+
+
+def test_the_real_fin_waits_for_the_delayed_ack(close_record):
+    """On this kernel the FIN's ACK waits for the delayed-ACK timer (40 ms at least, TCP_DELACK_MIN)."""
+    outcome = evaluate(parse_check("gap client:closed client FIN+ACK -> server ACK >= 30 ms"), close_record)
+    assert outcome.holds, outcome.observed
+
+
+@pytest.mark.parametrize(
+    "line, holds",
+    [
+        ("fact server:listening port in 1..65535", True),
+        ("fact server:listening port in 1..10", False),
+        ("fact server:received data in 0..100", False),  # bytes are no number
+        ("fact server:received missing_ms in 0..100", False),
+    ],
+)
+def test_fact_ranges(close_record, line, holds):
+    assert evaluate(parse_check(line), close_record).holds is holds
+
+
+def test_normalising_leaves_out_measured_milliseconds_only(close_record):
+    from dataclasses import replace
+
+    events = list(close_record.events)
+    events[1] = replace(events[1], facts={"waited_ms": 43.2, "linger": 1})
+    other = replace(events[1], facts={"waited_ms": 46.9, "linger": 1})
+    first = replace(close_record, events=events).normalised()
+    second = replace(close_record, events=[events[0], other, *events[2:]]).normalised()
+    assert first == second
+    assert first["events"][1]["facts"] == {"waited_ms": "<ms>", "linger": 1}
+    changed = replace(close_record, events=[events[0], replace(other, facts={"waited_ms": 46.9, "linger": 2}), *events[2:]])
+    assert changed.normalised() != first

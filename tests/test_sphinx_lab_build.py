@@ -285,3 +285,19 @@ def test_latex_builder(app: SphinxTestApp) -> None:
     assert warnings_of(app) == ""
     tex = next(Path(app.outdir).glob("*.tex")).read_text()
     assert r"CLOSE\_WAIT" in tex and "After the client" in tex
+
+
+@pytest.mark.sphinx("html", testroot="lab-stands", srcdir="lab-stands", confoverrides=REAL)
+def test_stands_labels_say_where_an_unchecked_sentence_comes_from(app: SphinxTestApp) -> None:
+    app.build()
+    labels = [node for node in app.env.get_doctree("index").findall(nodes.inline) if "lab-stands" in node["classes"]]
+    assert [(node["classes"], node.astext()) for node in labels] == [
+        (["lab-stands", "lab-stands-source"], "read in the kernel source: tcp_close() in net/ipv4/tcp.c"),
+        (["lab-stands", "lab-stands-measured"], "measured outside the lab: tools/race-simultaneous-close.py, 76 of 80 runs"),
+    ]
+    warnings = warnings_of(app)
+    index = re.escape(str(app.srcdir / "index.md"))
+    for line, text in ((7, "rumour: a colleague said so"), (9, "source")):
+        assert re.search(rf"{index}:{line}: WARNING: {{stands}}`{re.escape(text)}`: write KIND: DETAIL.*\[lab\.stands\]", warnings), line
+    html = (app.outdir / "index.html").read_text(encoding="utf-8")
+    assert '<span class="lab-stands lab-stands-source">read in the kernel source: <code' in html

@@ -19,6 +19,13 @@ does.  The check language:
     Python literal (``b''``, ``12``) or, for a recorded exception, its errno
     name (``EBADF``) or type name (``ConnectionResetError``).
 
+``fact STEP NAME in LO..HI``
+    The number NAME recorded at STEP lies between LO and HI (inclusive).
+    This is how a duration is claimed: a program measures it in milliseconds
+    (a fact named ``*_ms``, which normalising leaves out, since its value is
+    the machine's) and the finding states the range its words promise, e.g.
+    ``fact client:closed waited_ms in 30..500`` for "blocks until the ACK".
+
 ``prints PROGRAM "LINE"``
     PROGRAM printed LINE (a whole line of its standard output).
 
@@ -35,7 +42,15 @@ does.  The check language:
     Among STEP's segments there is (is no) segment from ROLE with exactly
     FLAGS.  STEP ``any`` means the whole run.
 
-A packet check cannot be held where no packets could be captured (no
+``gap STEP ROLE FLAGS [len N] -> ROLE FLAGS [len N] >= N ms``
+    The time from the first of STEP's segments (``any``: the run's) that
+    matches the first pattern to the next later one that matches the second
+    is at least N milliseconds (also ``<= N ms`` and ``in LO..HI ms``), e.g.
+    ``gap client:closed client FIN+ACK -> server ACK >= 30 ms``: the FIN's
+    ACK waits for the delayed-ACK timer.  Times are the capture's own
+    (the kernel's timestamps of the frames), to the microsecond.
+
+A packet (or gap) check cannot be held where no packets could be captured (no
 network namespace, no root): it is then reported as not checked, with the
 reason, rather than as true or false.
 
@@ -87,6 +102,61 @@ class SegmentPattern:
         )
 
 
+@dataclass(frozen=True)
+class Bound:
+    """``>= 30``, ``<= 5``, ``in 30..500``: the numbers a duration or count may take (inclusive)."""
+
+    low: float | None
+    high: float | None
+
+    def admits(self, value: float) -> bool:
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"in {self.low:g}..{self.high:g}"
+        return f">= {self.low:g}" if self.low is not None else f"<= {self.high:g}"
+
+
+def _number(text: str, word: str) -> float:
+    try:
+        return float(word)
+    except ValueError:
+        raise CheckSyntaxError(f"{text!r}: {word!r} is not a number") from None
+
+
+def _parse_bound(text: str, words: list[str]) -> Bound:
+    """``>= N``, ``<= N`` or ``in LO..HI`` (the words after the subject of a check)."""
+    if len(words) == 2 and words[0] in (">=", "<="):
+        number = _number(text, words[1])
+        return Bound(number, None) if words[0] == ">=" else Bound(None, number)
+    if len(words) == 2 and words[0] == "in" and words[1].count("..") == 1:
+        low, high = (_number(text, word) for word in words[1].split(".."))
+        if low > high:
+            raise CheckSyntaxError(f"{text!r}: the range {words[1]} is empty (LO must not exceed HI)")
+        return Bound(low, high)
+    raise CheckSyntaxError(f"{text!r}: a bound is written '>= N', '<= N' or 'in LO..HI'")
+
+
+@dataclass(frozen=True)
+class Gap:
+    """``client FIN+ACK -> server ACK >= 30 ms``: two segments, and the time between them."""
+
+    first: SegmentPattern
+    then: SegmentPattern
+    milliseconds: Bound
+
+
+def _parse_gap(text: str, words: list[str]) -> Gap:
+    if "->" not in words or words[-1] != "ms" or len(words) < 4:
+        raise CheckSyntaxError(f"{text!r}: expected 'gap STEP ROLE FLAGS [len N] -> ROLE FLAGS [len N] >= N ms'")
+    arrow = words.index("->")
+    before, after = words[:arrow], words[arrow + 1 : -1]
+    if len(after) < 4:
+        raise CheckSyntaxError(f"{text!r}: after '->' come a segment and a bound, e.g. 'server ACK >= 30 ms'")
+    return Gap(_parse_segment(text, before), _parse_segment(text, after[:-2]), _parse_bound(text, after[-2:]))
+
+
 def _parse_segment(text: str, words: list[str]) -> SegmentPattern:
     if len(words) not in (2, 4) or (len(words) == 4 and (words[2] != "len" or not words[3].isdigit())):
         raise CheckSyntaxError(f"{text!r}: a segment is written 'ROLE FLAGS [len N]', e.g. 'client FIN+ACK'")
@@ -127,9 +197,11 @@ def parse_check(line: str) -> Check:
         if args[1] not in ("listener", "server", "client"):
             raise CheckSyntaxError(f"{text!r}: role must be listener, server or client, not {args[1]!r}")
         return Check(text, kind, args)
+    if kind == "fact" and not sep and len(args) == 4 and args[2] == "in":
+        return Check(text, "fact-range", args[:2], _parse_bound(text, list(args[2:])))
     if kind == "fact":
         if not sep or len(args) != 2:
-            raise CheckSyntaxError(f"{text!r}: expected 'fact STEP NAME = VALUE'")
+            raise CheckSyntaxError(f"{text!r}: expected 'fact STEP NAME = VALUE' or 'fact STEP NAME in LO..HI'")
         try:
             value: object = ast.literal_eval(tail.strip())
         except (ValueError, SyntaxError):
@@ -144,12 +216,16 @@ def parse_check(line: str) -> Check:
         if sep or len(args) < 3:
             raise CheckSyntaxError(f"{text!r}: expected '{kind} STEP ROLE FLAGS [len N]'")
         return Check(text, kind, args[:1], _parse_segment(text, list(args[1:])))
+    if kind == "gap":
+        if sep or len(args) < 2:
+            raise CheckSyntaxError(f"{text!r}: expected 'gap STEP ROLE FLAGS [len N] -> ROLE FLAGS [len N] >= N ms'")
+        return Check(text, kind, args[:1], _parse_gap(text, list(args[1:])))
     if kind == "prints" and len(args) == 2:
         return Check(text, kind, args)
     if kind == "exits" and len(args) == 2 and args[1].lstrip("-").isdigit():
         return Check(text, kind, args)
     raise CheckSyntaxError(
-        f"{text!r}: a check starts with state, fact, prints, exits, packets, packet or no-packet "
+        f"{text!r}: a check starts with state, fact, prints, exits, packets, packet, no-packet or gap "
         "(see the findings language in lab/findings.py)"
     )
 
@@ -199,7 +275,7 @@ def evaluate(check: Check, record: Record) -> Outcome:
         }
         holds = row is not None and all(row[key] == value for key, value in wanted.items())
         return Outcome(check, holds, observed)
-    if check.kind == "fact":
+    if check.kind in ("fact", "fact-range"):
         label, name = check.args
         event = record.event(label)
         if event is None:
@@ -208,8 +284,12 @@ def evaluate(check: Check, record: Record) -> Outcome:
         if name not in event.facts:
             return Outcome(check, False, f"step {label} recorded no {name!r} (it recorded: {', '.join(event.facts) or 'nothing'})")
         recorded = event.facts[name]
-        return Outcome(check, _fact_matches(recorded, check.value), f"at {label}, {name} was {_show_fact(recorded)}")
-    if check.kind in ("packets", "packet", "no-packet"):
+        observed = f"at {label}, {name} was {_show_fact(recorded)}"
+        if check.kind == "fact":
+            return Outcome(check, _fact_matches(recorded, check.value), observed)
+        number = isinstance(recorded, (int, float)) and not isinstance(recorded, bool)
+        return Outcome(check, number and check.value.admits(recorded), observed)  # type: ignore[union-attr]
+    if check.kind in ("packets", "packet", "no-packet", "gap"):
         return _evaluate_packets(check, record)
     program = check.args[0]
     if program not in record.programs:
@@ -231,6 +311,8 @@ def _evaluate_packets(check: Check, record: Record) -> Outcome:
     if not record.packets and record.packets_source.startswith("no packet capture"):
         return Outcome(check, False, "", unchecked=record.packets_source)
     packets = [p for p in record.packets if label == "any" or p.step == label]
+    if check.kind == "gap":
+        return _evaluate_gap(check, check.value, packets, label)  # type: ignore[arg-type]
     observed = f"at {label}: {_show_packets(packets)}"
     if check.kind == "packets":
         patterns: tuple[SegmentPattern, ...] = check.value  # type: ignore[assignment]
@@ -238,3 +320,21 @@ def _evaluate_packets(check: Check, record: Record) -> Outcome:
         return Outcome(check, holds, observed)
     found = any(check.value.matches(p) for p in packets)  # type: ignore[union-attr]
     return Outcome(check, found if check.kind == "packet" else not found, observed)
+
+
+def _evaluate_gap(check: Check, gap: Gap, packets: list[Packet], label: str) -> Outcome:
+    first = next((i for i, p in enumerate(packets) if gap.first.matches(p)), None)
+    if first is None:
+        return Outcome(check, False, f"at {label} no segment is {_show_pattern(gap.first)} ({_show_packets(packets)})")
+    then = next((p for p in packets[first + 1 :] if gap.then.matches(p)), None)
+    if then is None:
+        return Outcome(check, False, f"at {label} no {_show_pattern(gap.then)} follows the {_show_pattern(gap.first)}")
+    # To the microsecond: finer would compare float noise, not the kernel's timestamps.
+    milliseconds = round((then.time - packets[first].time) * 1000, 3)
+    observed = f"at {label}, {_show_pattern(gap.then)} came {milliseconds:.3f} ms after {_show_pattern(gap.first)}"
+    return Outcome(check, gap.milliseconds.admits(milliseconds), observed)
+
+
+def _show_pattern(pattern: SegmentPattern) -> str:
+    flags = "+".join(flag for flag in FLAG_ORDER if flag in pattern.flags)
+    return f"{pattern.sender} {flags}" + ("" if pattern.length is None else f" len {pattern.length}")
