@@ -20,6 +20,7 @@ committed with the sources (origin "recorded").
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,15 @@ from .logs import LabWarning
 RECORD_COMMAND = "make captures"  # what re-records the evidence, when the store does not say
 
 Origin = Literal["live", "cache", "recorded"]
+
+# When this build began (set at builder-inited, inherited by -j's forked readers): a run
+# another page of this same build captured is live too, whichever page happened to be first.
+_build_started = time.time()
+
+
+def note_build_start() -> None:
+    global _build_started
+    _build_started = time.time()
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,7 @@ class ExecutionMode:
 
     def prepare(self) -> None:
         """Once per build, before any page is read (so forked readers inherit what it learnt)."""
+        note_build_start()
 
     def evidence(self, job: CaptureJob, starting: Starting) -> Evidence:
         raise NotImplementedError
@@ -99,11 +110,13 @@ class ExecutionMode:
             raise Unavailable(f"the capture of {job.label} failed: {error.reason}", str(error)) from error
         seconds = result.seconds if not result.from_cache else float(result.record.metadata.get("seconds") or 0.0)
         pcap = getattr(result, "pcap_path", None)  # the evidence store's Capture carries its pcap
+        json_path = cache.path(job, cache_key(job))
+        earlier = result.from_cache and json_path.stat().st_mtime < _build_started
         return Evidence(
             record=result.record,
-            origin="cache" if result.from_cache else "live",
+            origin="cache" if earlier else "live",
             seconds=seconds,
-            json_path=cache.path(job, cache_key(job)),
+            json_path=json_path,
             pcap_path=pcap if pcap is not None and Path(pcap).exists() else None,
         )
 
@@ -148,6 +161,7 @@ class Auto(ExecutionMode):
     name = "auto"
 
     def prepare(self) -> None:
+        super().prepare()
         probe_host()
 
     def evidence(self, job: CaptureJob, starting: Starting) -> Evidence:
@@ -161,6 +175,7 @@ class Force(ExecutionMode):
     name = "force"
 
     def prepare(self) -> None:
+        super().prepare()
         probe_host()
 
     def evidence(self, job: CaptureJob, starting: Starting) -> Evidence:
