@@ -121,6 +121,7 @@ def setup(app: Sphinx) -> ExtensionMetadata:
     app.add_directive("lab-findings", site_pages.FindingsDirective)
     app.connect("env-get-outdated", site_pages.outdated_site_pages)
     app.connect("doctree-resolved", site_pages.fill_site_pages)
+    app.connect("env-before-read-docs", site_pages.note_pages_read)
     app.connect("build-finished", site_pages.sum_up)
     app.add_role("stands", stands.StandsRole())
     # Before the environment collectors (priority 500), so they see the filled page.

@@ -187,15 +187,30 @@ def _findings(app: Sphinx, docname: str) -> list[nodes.Node]:
     return made
 
 
+# The pages this build reads (env-before-read-docs, in the main process): a run shown only on
+# pages it did not read again was not had by this build at all.
+_read_this_build: set[str] = set()
+
+
+def note_pages_read(app: Sphinx, env: BuildEnvironment, docnames: list[str]) -> None:
+    _read_this_build.clear()
+    _read_this_build.update(docnames)
+
+
 def summary(app: Sphinx) -> str:
     """``26 runs: 3 captured live, 23 from the cache, 0 recorded; 92 findings: 92 hold, 0 fail, 0 not checked``."""
-    origins = Counter(_best(shown).origin for shown in _runs(app).values())
+    origins = Counter(
+        _best(fresh).origin if (fresh := [s for s in shown if s.docname in _read_this_build]) else "unchanged"
+        for shown in _runs(app).values()
+    )
     findings = list(domain(app.env).findings())
     verdicts = Counter(f.status for f in findings)
     runs = sum(origins.values())
     text = (
         f"{runs} run{'s' if runs != 1 else ''}: {origins['live']} captured live, {origins['cache']} from the cache, "
-        f"{origins['recorded']} recorded; {len(findings)} findings: {verdicts['holds']} hold, {verdicts['fails']} fail, "
+        f"{origins['recorded']} recorded"
+        + (f", {origins['unchanged']} on pages unchanged since the last build" if origins["unchanged"] else "")
+        + f"; {len(findings)} findings: {verdicts['holds']} hold, {verdicts['fails']} fail, "
         f"{verdicts['unchecked']} not checked"
     )
     partly = [f for f in findings if f.unchecked_checks]

@@ -263,6 +263,9 @@ def test_rebuilds_run_only_what_changed(make_app: Callable[..., SphinxTestApp], 
     ran, _ = build()
     assert sorted(ran) == ["lab: capturing close/close", "lab: capturing shutdown/echo-before-shut-rd"]
     assert build() == ([], [])  # nothing changed: nothing re-read, nothing run
+    # and the summing up says so, rather than claim the last build's live captures as this one's
+    last = [line for line in status_of(app).splitlines() if SUMMARY.match(line)][-1]
+    assert last.startswith("lab: 2 runs: 0 captured live, 0 from the cache, 0 recorded, 2 on pages unchanged since the last build; ")
 
     client = examples / "client-shutdown.py"
     client.write_text(client.read_text() + "\n# an edit\n")
