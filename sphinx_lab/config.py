@@ -7,6 +7,7 @@ build gives the same result from any working directory.
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from sphinx.application import Sphinx
+    from sphinx.config import Config
+
+MODES = ("auto", "force", "replay", "off")  # lab_execution_mode's values (modes.py has one class each)
+MODE_ENV = "LAB_EXECUTION_MODE"
 
 # name -> (default, rebuild, types, description).  Only what changes the pages
 # ("env") makes Sphinx re-read them; where the cache lives or how long a run
@@ -24,7 +29,9 @@ if TYPE_CHECKING:
 CONFIG_VALUES: dict[str, tuple[Any, str, tuple[type, ...], str]] = {
     "lab_examples_dir": (None, "env", (str, Path, type(None)), "folder holding experiments.toml (default: <confdir>/examples)"),
     "lab_cache_dir": (None, "", (str, Path, type(None)), "folder of cached captures (default: <outdir>/../captures)"),
-    "lab_execute": (True, "env", (bool,), "run the examples; when off, show sources only"),
+    "lab_execution_mode": ("auto", "env", (str,), "auto, force, replay or off (see modes.py); $LAB_EXECUTION_MODE"),
+    "lab_evidence_dir": (None, "env", (str, Path, type(None)), "the recorded evidence (default: <srcdir>/captures)"),
+    "lab_execute": (True, "env", (bool,), "False: the same as lab_execution_mode = 'off' (kept for old conf.py files)"),
     "lab_deadline": (None, "", (int, float, type(None)), "seconds before a stuck run is stopped (default: the experiment's)"),
 }
 
@@ -38,12 +45,41 @@ def examples_dir(app: Sphinx) -> Path:
     return (_config_dir(app) / (configured if configured is not None else "examples")).resolve()
 
 
+def resolve_execution_mode(app: Sphinx, config: Config) -> None:
+    """Settle ``lab_execution_mode`` at config-inited, so a change of mode re-reads every page.
+
+    Who wins, most specific first: ``-D lab_execution_mode=...`` on the command
+    line, then ``$LAB_EXECUTION_MODE``, then conf.py's ``lab_execution_mode``
+    (default ``auto``); the old ``lab_execute = False`` means ``off`` where
+    the mode was left at its default.
+    """
+    from sphinx.errors import ConfigError
+
+    environment = os.environ.get(MODE_ENV)
+    if "lab_execution_mode" in config.overrides:
+        value, origin = config.lab_execution_mode, "-D lab_execution_mode"
+    elif environment:
+        value, origin = environment, f"${MODE_ENV}"
+    elif not config.lab_execute and config.lab_execution_mode == "auto":
+        value, origin = "off", "lab_execute"
+    else:
+        value, origin = config.lab_execution_mode, "lab_execution_mode (conf.py)"
+    if value not in MODES:
+        raise ConfigError(f"sphinx_lab: {origin} is {value!r}; choose one of: {', '.join(MODES)}")
+    config.lab_execution_mode = value
+
+
 @dataclass(frozen=True)
 class LabSettings:
     examples_dir: Path
     cache_dir: Path
-    execute: bool
+    evidence_dir: Path
+    mode: str  # one of modes.MODES, settled by resolve_execution_mode
     deadline: float | None
+
+    @property
+    def execute(self) -> bool:
+        return self.mode != "off"
 
     @property
     def experiments_file(self) -> Path:
@@ -68,11 +104,13 @@ class LabSettings:
         # Next to the output folder (e.g. _build/captures): outside the sources,
         # and shared by the html, latex and text builders.
         cache = _config_dir(app) / configured if configured is not None else Path(app.outdir).parent / "captures"
+        evidence = app.config.lab_evidence_dir
         deadline = app.config.lab_deadline
         return cls(
             examples_dir=examples_dir(app),
             cache_dir=cache.resolve(),
-            execute=bool(app.config.lab_execute),
+            evidence_dir=(_config_dir(app) / evidence if evidence is not None else Path(app.srcdir) / "captures").resolve(),
+            mode=app.config.lab_execution_mode,
             deadline=float(deadline) if deadline is not None else None,
         )
 

@@ -114,6 +114,8 @@ class ExperimentDirective(SphinxDirective):
         for picture in ("sequence", "state-diagram"):
             if picture in show:
                 lines += [f".. lab-placeholder:: {picture}", ""]
+        if set(show) - {"source"}:  # what the reader is looking at, and its files
+            lines += [".. lab-placeholder:: provenance", ""]
         return lines
 
     def _parse_rst(self, lines: list[str], parent: nodes.Element) -> None:
@@ -150,6 +152,7 @@ class FindingDirective(SphinxDirective):
     option_spec: ClassVar[dict[str, Callable[[str], object]]] = {
         "experiment": directives.unchanged_required,
         "run": directives.unchanged_required,
+        "topic": directives.unchanged_required,  # its group on the Findings page (default: its page and section)
     }
 
     def run(self) -> list[nodes.Node]:
@@ -162,6 +165,7 @@ class FindingDirective(SphinxDirective):
             run=self.options.get("run"),
             checks=self._checks(),
             claim=claim.astext(),
+            topic=self.options.get("topic"),
         )
         self.set_source_info(verdict)
         if verdict["experiment"] is None:

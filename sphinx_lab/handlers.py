@@ -24,16 +24,17 @@ from lab.record import Record
 from lab.schedule import Experiment, Run, ScheduleError, load_experiment
 from lab.tcp_states import disagreements
 
-from . import pictures, render
-from .capture import CaptureCache, CaptureError, CaptureJob, capture
+from . import collect, pictures, provenance, render
+from .capture import CaptureJob
 from .config import LabSettings
 from .logs import LabWarning, logger, warn
+from .modes import Evidence, ExecutionMode, ModeSettings, Unavailable, make_mode
 from .nodes import PLACEHOLDERS, lab_finding
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
 
-EXECUTE_OFF = "lab_execute is off"
+EXECUTE_OFF = "lab_execution_mode is off"
 
 
 @dataclass
@@ -43,13 +44,24 @@ class Failure:
     summary: str
     detail: str
     warned: bool = False
+    subtype: LabWarning = LabWarning.CAPTURE
+
+
+def page_mode(settings: LabSettings) -> ExecutionMode:
+    return make_mode(settings.mode, ModeSettings(settings.cache_dir, settings.evidence_dir))
+
+
+def prepare_mode(app: Sphinx) -> None:
+    """Let the mode learn what it must once (the host probe), before readers are forked."""
+    page_mode(LabSettings.from_app(app)).prepare()
 
 
 def fill_placeholders(app: Sphinx, doctree: nodes.document) -> None:
     _warn_unread_fences(doctree)
     found = list(doctree.findall(lambda n: isinstance(n, PLACEHOLDERS)))
     if found:
-        page = Page(app, LabSettings.from_app(app))
+        settings = LabSettings.from_app(app)
+        page = Page(app, settings, page_mode(settings), doctree)
         for node in found:
             page.fill(node)
         _number(app, doctree)
@@ -90,9 +102,11 @@ def _number(app: Sphinx, doctree: nodes.document) -> None:
 class Page:
     app: Sphinx
     settings: LabSettings
+    mode: ExecutionMode
+    doctree: nodes.document
     experiments: dict[str, Experiment | Failure] = field(default_factory=dict)
     unknown_runs: dict[tuple[str, str], Failure] = field(default_factory=dict)
-    records: dict[tuple[str, str], Record | Failure] = field(default_factory=dict)
+    records: dict[tuple[str, str], Evidence | Failure] = field(default_factory=dict)
     checked_pictures: set[tuple[str, str]] = field(default_factory=set)  # runs whose wire and tables were compared
 
     def fill(self, node: nodes.Element) -> None:
@@ -100,7 +114,7 @@ class Page:
         if isinstance(node, lab_finding):
             self._fill_finding(node, loaded)
         elif isinstance(loaded, Failure):
-            node.replace_self(self._failed(node, loaded))
+            node.replace_self(self._failed_part(node, loaded))
         else:
             node.replace_self(self._part(node, *loaded))
 
@@ -136,13 +150,16 @@ class Page:
         if path.exists():
             self.app.env.note_dependency(os.fspath(path))
 
-    def _record(self, experiment: Experiment, run: Run) -> Record | Failure:
+    def _record(self, experiment: Experiment, run: Run, node: nodes.Element) -> Evidence | Failure:
         key = (experiment.name, run.name)
         if key not in self.records:
             self.records[key] = self._capture(experiment, run)
+            shortfall = self.mode.shortfall()
+            if shortfall is not None:  # force mode on a host that cannot capture it all
+                warn(LabWarning.CAPTURE, f"{experiment.name}/{run.name}: {shortfall}", node)
         return self.records[key]
 
-    def _capture(self, experiment: Experiment, run: Run) -> Record | Failure:
+    def _capture(self, experiment: Experiment, run: Run) -> Evidence | Failure:
         lab_dir = self.settings.lab_dir
         job = CaptureJob(
             experiment=experiment.name,
@@ -159,21 +176,28 @@ class Page:
             logger.info("lab: capturing %s ... ", job.label, nonl=True)
 
         try:
-            result = capture(job, CaptureCache(self.settings.cache_dir), starting=announce)
-        except CaptureError as error:
-            logger.info("failed")
-            return Failure(f"the capture of {job.label} failed: {error.reason}", str(error))
-        if result.from_cache:
+            evidence = self.mode.evidence(job, starting=announce)
+        except Unavailable as error:
+            if error.subtype is LabWarning.CAPTURE:
+                logger.info("failed")
+            return Failure(error.summary, error.detail, subtype=error.subtype)
+        if evidence.origin == "cache":
             logger.info("lab: %s from cache", job.label)
+        elif evidence.origin == "recorded":
+            logger.info("lab: %s recorded (%s)", job.label, evidence.why_recorded)
         else:
-            logger.info("done in %.2f s", result.seconds)
-        return result.record
+            logger.info("done in %.2f s", evidence.seconds)
+        return evidence
 
     def _warn_once(self, node: nodes.Element, failure: Failure) -> None:
         if not failure.warned:
             failure.warned = True
             message = failure.detail if failure.detail else failure.summary
-            warn(LabWarning.CAPTURE, message, node)
+            warn(failure.subtype, message, node)
+
+    def _failed_part(self, node: nodes.Element, failure: Failure) -> nodes.Node | list[nodes.Node]:
+        # The block's other parts already say it failed; its provenance line has nothing to add.
+        return [] if node["kind"] == "provenance" and failure.warned else self._failed(node, failure)
 
     def _failed(self, node: nodes.Element, failure: Failure) -> nodes.Node:
         first = not failure.warned
@@ -189,21 +213,44 @@ class Page:
             return _located(render.source(experiment.programs[program]), node)
         if kind == "note":
             return _located(render.note_output(Path(node["note_path"]).read_text(encoding="utf-8")), node)
-        if not self.settings.execute:
+        if not self.mode.runs:
             # Said once, where the outputs would be, and not again under the tables.
-            return [] if kind == "capture" else _located(render.not_captured(EXECUTE_OFF), node)
-        record = self._record(experiment, run)
-        if isinstance(record, Failure):
-            return self._failed(node, record)
+            return [] if kind in ("capture", "provenance") else _located(render.not_captured(EXECUTE_OFF), node)
+        evidence = self._record(experiment, run, node)
+        if isinstance(evidence, Failure):
+            return self._failed_part(node, evidence)
+        record = evidence.record
         if kind == "output":
             made = render.output(program, record.programs[program])
         elif kind == "states":
             made = render.states(record)
         elif kind in ("sequence", "state-diagram"):
             made = self._picture(kind, record, node)
+        elif kind == "provenance":
+            made = [provenance.origin_line(evidence), provenance.downloads(evidence, self.app.env)]
+            self._note_run(node, evidence)
         else:
             made = [render.capture_note(record)]
         return [_located(part, node) for part in made]
+
+    def _note_run(self, node: nodes.Element, evidence: Evidence) -> None:
+        """For the Evidence page: this run, as this page shows it (its block gets an id to link to)."""
+        env, record = self.app.env, evidence.record
+        files = [("record (JSON)", evidence.json_path), ("packets (pcap)", evidence.pcap_path)]
+        collect.domain(env).note_run(collect.RunShown(
+            docname=env.docname,
+            anchor=collect.anchor(self.doctree, node.parent, f"run-{record.experiment}-{record.run}"),
+            experiment=record.experiment,
+            run=record.run,
+            origin=evidence.origin,
+            seconds=evidence.seconds,
+            facts=provenance.facts(record),
+            sentence=provenance.origin_sentence(evidence),
+            downloads=tuple(
+                (label, env.relfn2path(provenance.download_target(path, env), env.docname)[0])
+                for label, path in files if path is not None
+            ),
+        ))  # fmt: skip
 
     def _picture(self, kind: str, record: Record, node: nodes.Element) -> list[nodes.Node]:
         """A diagram drawn from the run's segments, one per connection; without segments, why none."""
@@ -232,15 +279,18 @@ class Page:
 
     def _fill_finding(self, node: lab_finding, loaded: tuple[Experiment, Run] | Failure) -> None:
         checks = self._parse_checks(node)
+        if not isinstance(loaded, Failure):
+            node["run"] = loaded[1].name  # the run it is held to, named, for the Findings page
         if isinstance(loaded, Failure):
             self._warn_once(node, loaded)
             return self._verdict(node, "unchecked", f"Not checked: {loaded.summary}.")
-        if not self.settings.execute:
+        if not self.mode.runs:
             return self._verdict(node, "unchecked", f"Not checked: {EXECUTE_OFF}.")
-        record = self._record(*loaded)
-        if isinstance(record, Failure):
-            self._warn_once(node, record)
-            return self._verdict(node, "unchecked", f"Not checked: {record.summary}.")
+        evidence = self._record(*loaded, node)
+        if isinstance(evidence, Failure):
+            self._warn_once(node, evidence)
+            return self._verdict(node, "unchecked", f"Not checked: {evidence.summary}.")
+        record = evidence.record
         failing, unusable = [], len(node["checks"]) - len(checks)
         cannot_tell: list[str] = []  # packet checks on a capture without packets
         for check, line in checks:
@@ -254,7 +304,8 @@ class Page:
                 cannot_tell.append(outcome.unchecked)
             elif not outcome.holds:
                 failing.append(f"{check.text!r} (line {line}) fails: {outcome.observed}")
-        where = f"this build's capture of {record.experiment}/{record.run}"
+        whose = "this build's" if evidence.live else "the recorded"
+        where = f"{whose} capture of {record.experiment}/{record.run}"
         if failing:
             warn(LabWarning.FINDING, f"finding does not hold: {node['claim']!r}\n  " + "\n  ".join(failing), node)
             return self._verdict(node, "fails", f"Does not hold in {where}: " + "; ".join(failing) + ".")
@@ -266,6 +317,7 @@ class Page:
         if cannot_tell:
             # Not a disagreement with the kernel, so not a warning: this machine could not look.
             logger.info(f"finding not fully checked: {cannot_tell[0]}", location=node)
+            node["unchecked"] = (len(cannot_tell), cannot_tell[0])
             held = len(checks) - len(cannot_tell)
             if not held:
                 return self._verdict(node, "unchecked", f"Not checked: {cannot_tell[0]}.")
@@ -290,7 +342,26 @@ class Page:
     def _verdict(self, node: lab_finding, status: str, text: str) -> None:
         if isinstance(node.parent, nodes.admonition):
             node.parent["classes"].append(status)
+            self._note_finding(node, node.parent, status, text)
         node.replace_self(_located(render.verdict(text, status), node))
+
+
+    def _note_finding(self, node: lab_finding, box: nodes.admonition, status: str, text: str) -> None:
+        """For the Findings page: the finding, its verdict, where it stands (it gets an id to link to)."""
+        where, _ = collect.topic_of(self.doctree, box)
+        unchecked, reason = node.get("unchecked") or (0, "")
+        collect.domain(self.app.env).note_finding(collect.FindingShown(
+            docname=self.app.env.docname,
+            anchor=collect.anchor(self.doctree, box, f"finding-{node['claim'][:48]}"),
+            claim=node["claim"],
+            status=status,
+            verdict=text,
+            experiment=node["experiment"],
+            run=node["run"],
+            topic=node.get("topic") or where,
+            unchecked_checks=unchecked if status != "unchecked" else 0,
+            unchecked_reason=reason,
+        ))  # fmt: skip
 
 
 def _checks(count: int) -> str:

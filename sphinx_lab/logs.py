@@ -24,6 +24,7 @@ class LabWarning(StrEnum):
     FINDING = "finding"  # a finding that does not hold in this build's capture
     CHECK_SYNTAX = "check-syntax"  # a check line that is malformed or names what the run lacks
     MARKUP = "markup"  # a MyST ```{finding} or ```{experiment} fence that was read as plain text
+    EVIDENCE = "evidence"  # a recorded run that is missing, corrupt, of another schema or made from other sources
     DIAGRAM = "diagram"  # a run whose segments and tables disagree: its pictures would not be true
     STANDS = "stands"  # a {stands} label with an unknown kind or without its detail
 

@@ -15,7 +15,7 @@ class lab_placeholder(nodes.General, nodes.Element):  # noqa: N801 (docutils nam
     """A part of an ``experiment`` block, filled from the run's record.
 
     Attributes: ``kind`` (``source``, ``output``, ``note``, ``states``,
-    ``capture``, ``sequence`` or ``state-diagram``), ``program`` (``client``/``server``, for the first three),
+    ``capture``, ``sequence``, ``state-diagram`` or ``provenance``), ``program`` (``client``/``server``, for the first three),
     ``experiment``, ``run`` (None: the first run), ``note_path`` (for ``note``).
     """
 

@@ -61,6 +61,10 @@ VARIABLE = [
     # Who built it: root makes the namespace itself, an ordinary user inside a user namespace.
     (re.compile(r"a network namespace of its own(?: \(created as root\)|, inside an unprivileged user namespace)"), "<ns>"),
     (re.compile(r"Python 3\.\d+\.\d+"), "Python <version>"),
+    # A run's files are served under a name made from where its build kept them (its own cache),
+    # and the Evidence page says how long each capture took.
+    (re.compile(r'href="(?:\.\./)*_downloads/[0-9a-f]+/[^"]+"'), 'href="<download>"'),
+    (re.compile(r"<p>\d+\.\d\d s</p>"), "<p><seconds></p>"),
 ]
 
 
@@ -168,5 +172,75 @@ def test_an_ordinary_user_builds_the_same_pages(site: dict[str, object], nobody_
         assert as_root.keys() == as_nobody.keys()
         for name in as_root:
             assert as_root[name] == as_nobody[name], f"{name} differs between root's build and nobody's"
+    finally:
+        shutil.rmtree(place)
+
+
+# What says where a run's evidence came from, and so differs between a live build and a
+# recorded one by design: the provenance line, the capture note, the downloads' names,
+# the verdicts' "this build's" / "the recorded", the Evidence page's origin and times.
+PROVENANCE = [
+    (re.compile(r'<p class="lab-(provenance|capture-note)[^"]*">.*?</p>', re.DOTALL), r"<\1>"),
+    (re.compile(r'href="(?:\.\./)*_downloads/[0-9a-f]+/[^"]+"'), 'href="<download>"'),
+    (re.compile(r"(this build's|the recorded) capture of"), "<whose> capture of"),
+    (re.compile(r"<p>(captured live|from the cache|recorded)</p>"), "<p><origin></p>"),
+    (re.compile(r"<p>\d+\.\d\d s</p>"), "<p><seconds></p>"),
+    (re.compile(r"<p>Linux [^<]*</p>"), "<p><provenance></p>"),
+]
+
+
+def masked_pages(html: Path) -> dict[str, str]:
+    pages = normalised_pages(html)
+    for name, text in pages.items():
+        for pattern, placeholder in PROVENANCE:
+            text = pattern.sub(placeholder, text)
+        pages[name] = text
+    return pages
+
+
+def test_a_host_that_refuses_namespaces_builds_the_same_pages_from_the_recorded_evidence(
+    site: dict[str, object], nobody_python: str, nobody_packages: str
+) -> None:
+    """As Read the Docs or a locked-down runner would: nobody, user namespaces really refused (tools/hostsim.py), auto mode."""
+    place = Path(tempfile.mkdtemp(prefix="lab-refusing-host-"))
+    try:
+        for name in ("conf.py", "docs", "examples", "sphinx_lab", "tools"):
+            source = ROOT / name
+            if source.is_dir():
+                shutil.copytree(source, place / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(source, place / name)
+        out = place / "out"
+        out.mkdir()
+        for path in (place, *place.rglob("*")):
+            if not path.is_symlink():
+                path.chmod(0o777 if path == out else (0o755 if path.is_dir() else 0o644))
+        done = subprocess.run(
+            [
+                sys.executable, str(ROOT / "tools" / "hostsim.py"), "--",
+                "env", f"PYTHONPATH={nobody_packages}", "PYTHONDONTWRITEBYTECODE=1",
+                nobody_python, "-m", "sphinx", "-W", "--keep-going", "-b", "html", "-c", str(place),
+                str(place / "docs"), str(out / "html"), "-d", str(out / "doctrees"),
+                "-D", f"lab_cache_dir={out / 'captures'}",
+            ],  # fmt: skip
+            capture_output=True,
+            text=True,
+            cwd=place,
+            env={k: v for k, v in os.environ.items() if not k.startswith("LAB_")},  # auto: the default
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "lab: capturing" not in done.stdout  # it ran nothing
+        html = out / "html"
+        # Every run says it is recorded, and why.
+        for path in html.rglob("*.html"):
+            text = path.read_text(encoding="utf-8")
+            lines = re.findall(r'<p class="lab-provenance ([a-z]+)">(.*?)</p>', text)
+            assert all(origin == "recorded" for origin, _ in lines), path
+            assert all("this host could not capture: no network namespace" in said for _, said in lines), path
+        assert re.search(r"lab: 26 runs: 0 captured live, 0 from the cache, 26 recorded", done.stdout), done.stdout[-2000:]
+        live, recorded = masked_pages(site["html"]), masked_pages(html)  # type: ignore[arg-type]
+        assert live.keys() == recorded.keys()
+        for name in live:
+            assert live[name] == recorded[name], f"{name} differs between the live build and the recorded one"
     finally:
         shutil.rmtree(place)

@@ -53,7 +53,11 @@ def table(app: SphinxTestApp, title: str, docname: str = "index") -> list[list[s
 
 
 def lab_lines(status: str) -> list[str]:
-    return [line for line in status.splitlines() if line.startswith("lab:")]
+    """The lab's progress lines (not its summing up at the end)."""
+    return [line for line in status.splitlines() if line.startswith("lab:") and not SUMMARY.match(line)]
+
+
+SUMMARY = re.compile(r"lab: \d+ runs?: ")
 
 
 @pytest.mark.sphinx("html", testroot="lab", srcdir="lab-html", confoverrides=REAL)
@@ -78,12 +82,33 @@ def test_the_notes_story_is_in_the_page(app: SphinxTestApp) -> None:
     assert "socket.error: [Errno 9] Bad file descriptor" in html  # from note-client.txt
     assert '<span class="caption-text">client-close.py</span>' in html
     assert "socket states from netlink sock_diag (what ss reads)" in html
-    assert '<div class="finding holds admonition">' in html
+    assert '<div class="finding holds admonition" id="finding-' in html
     assert "Holds in this build's capture of close/close (2 checks)." in html
+    # What the reader is looking at, and the run's record to download, served from _downloads.
+    assert re.search(r'<p class="lab-provenance (live|cache)">Captured live (while this page was built|on this host) \(Linux ', html)
+    links = re.findall(r'<a class="reference download internal" download="" href="(_downloads/[0-9a-f]+/[^"]+\.json)">', html)
+    assert len(links) == 2, links  # one per run shown
+    served = json.loads((app.outdir / links[0]).read_text())
+    assert (served["experiment"], served["run"]) == ("close", "close")
+    pcaps = re.findall(r'<a class="reference download internal" download="" href="(_downloads/[0-9a-f]+/[^"]+\.pcap)">', html)
+    assert len(pcaps) == 2, pcaps
+    assert (app.outdir / pcaps[0]).read_bytes()[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")  # libpcap
     # The whole run's tables, the final one included, for the shutdown run too.
     assert table(app, "Table 5: Both programs have finished")
     progress = lab_lines(status_of(app))
     assert len(progress) == 2 and all(re.fullmatch(r"lab: capturing \S+ \.\.\. done in [\d.]+ s", line) for line in progress)
+    # The Evidence page, made by the build: every run, linked to its block, with its files.
+    evidence = (app.outdir / "evidence.html").read_text()
+    for run, anchor in (("close/close", "run-close-close"), ("shutdown/echo-after-shut-rd", "run-shutdown-echo-after-shut-rd")):
+        assert f'<code class="docutils literal notranslate"><span class="pre">{run}</span></code>' in evidence
+        assert f'href="index.html#{anchor}"' in evidence and f'id="{anchor}"' in html
+    assert "captured live" in evidence and "1 holds, 0 fails, 0 not checked" in evidence
+    assert evidence.count('href="_downloads/') == 4  # each run's JSON and pcap
+    # The Findings page: the finding under its page and section, linked, with its verdict and run.
+    assert re.search(r'<p class="rubric">close\(\)</p>', evidence)
+    assert re.search(r'<strong>Holds</strong>: <a class="reference internal" href="index.html#finding-[^"]+">After the client', evidence)
+    summary = [line for line in status_of(app).splitlines() if SUMMARY.match(line)]
+    assert summary == ["lab: 2 runs: 2 captured live, 0 from the cache, 0 recorded; 1 findings: 1 hold, 0 fail, 0 not checked"]
     # Only standard nodes (and sphinx-tabs') are left: no placeholder reached a writer.
     doctree = app.env.get_doctree("index")
     assert not [n for n in doctree.findall(nodes.Element) if n.__class__.__module__.startswith("sphinx_lab")]
@@ -98,7 +123,7 @@ def test_myst_page(app: SphinxTestApp) -> None:
     # The failing check and the unreadable one, each at its own line of index.md.
     assert re.search(r"index\.md:7: WARNING: finding does not hold: .*\n.*ESTABLISHED.* \(line 11\) fails: .*CLOSE_WAIT", warnings)
     assert re.search(r"index\.md:12: WARNING: bad check in finding .*'bogus check'.*\[lab\.check-syntax\]", warnings)
-    assert '<div class="finding fails admonition">' in html
+    assert '<div class="finding fails admonition" id="finding-' in html
     # A fence MyST could not read as a directive is not silently left as text.
     assert re.search(r"index\.md:15: WARNING: this ```\{finding\} fence was read as plain text.*\[lab\.markup\]", warnings)
 
@@ -172,10 +197,10 @@ def test_lab_execute_off_runs_nothing(app: SphinxTestApp) -> None:
     assert lab_lines(status_of(app)) == []
     assert not (Path(app.outdir).parent / "captures").exists()
     html = (app.outdir / "index.html").read_text()
-    assert "Not captured: lab_execute is off." in html
+    assert "Not captured: lab_execution_mode is off." in html
     assert '<span class="caption-text">client-close.py</span>' in html  # sources still shown
     assert "socket.error: [Errno 9] Bad file descriptor" in html  # and the note's outputs
-    assert '<div class="finding unchecked admonition">' in html and "Not checked: lab_execute is off." in html
+    assert '<div class="finding unchecked admonition" id="finding-' in html and "Not checked: lab_execution_mode is off." in html
 
 
 def test_second_build_takes_the_cache(make_app: Callable[..., SphinxTestApp], tmp_path: Path) -> None:
@@ -189,7 +214,7 @@ def test_second_build_takes_the_cache(make_app: Callable[..., SphinxTestApp], tm
         assert len(lines) == 2 and all(outcome in line for line in lines), lines
         assert warnings_of(app) == ""
         app.cleanup()  # a second app in one process: let it register its nodes afresh
-    assert len(list((tmp_path / "captures").iterdir())) == 2
+    assert len(list((tmp_path / "captures").glob("*.json"))) == 2  # one record each (beside its pcap)
 
 
 def test_a_capture_whose_wire_and_tables_disagree_is_not_drawn_silently(
@@ -205,7 +230,7 @@ def test_a_capture_whose_wire_and_tables_disagree_is_not_drawn_silently(
         app.cleanup()
         if build == 1:
             assert warnings_of(app) == ""
-            for cached in (tmp_path / "captures").iterdir():
+            for cached in (tmp_path / "captures").glob("*.json"):
                 record = json.loads(cached.read_text())
                 if record["run"] == "close":
                     record["packets"] = [
@@ -238,6 +263,9 @@ def test_rebuilds_run_only_what_changed(make_app: Callable[..., SphinxTestApp], 
     ran, _ = build()
     assert sorted(ran) == ["lab: capturing close/close", "lab: capturing shutdown/echo-before-shut-rd"]
     assert build() == ([], [])  # nothing changed: nothing re-read, nothing run
+    # and the summing up says so, rather than claim the last build's live captures as this one's
+    last = [line for line in status_of(app).splitlines() if SUMMARY.match(line)][-1]
+    assert last.startswith("lab: 2 runs: 0 captured live, 0 from the cache, 0 recorded, 2 on pages unchanged since the last build; ")
 
     client = examples / "client-shutdown.py"
     client.write_text(client.read_text() + "\n# an edit\n")

@@ -6,7 +6,7 @@ Prints:
 * a clean build that runs every experiment (empty cache);
 * a clean build served from the cache;
 * a no-change rebuild;
-* the same pages built with execution turned off (``lab_execute=0``), clean
+* the same pages built with execution turned off (``lab_execution_mode=off``), clean
   and as a no-change rebuild: Sphinx's own cost, the baseline for the ratios.
 
 Goals (from the project's issues): a capture well under a second, and every
@@ -56,7 +56,7 @@ def timed(action: Callable[[], None], repeat: int, before: Callable[[], None] = 
 def sphinx_build(out: Path, cache: Path, execute: bool) -> None:
     command = [
         sys.executable, "-m", "sphinx", "-q", "-b", "html", "-c", str(ROOT), str(ROOT / "docs"), str(out / "html"),
-        "-d", str(out / "doctrees"), "-D", f"lab_cache_dir={cache}", "-D", f"lab_execute={int(execute)}",
+        "-d", str(out / "doctrees"), "-D", f"lab_cache_dir={cache}", "-D", f"lab_execution_mode={'auto' if execute else 'off'}",
     ]  # fmt: skip
     subprocess.run(command, check=True, cwd=ROOT)
 
