@@ -17,8 +17,7 @@ import functools
 import platform
 from dataclasses import dataclass
 
-from lab.isolation import Isolation, IsolationError, run_isolated
-from lab.packets import CaptureUnavailable, LoopbackCapture
+from lab.evidence import capture_problem
 
 
 @dataclass(frozen=True)
@@ -26,35 +25,19 @@ class HostCapability:
     """Whether a live run here shows everything a page can show, and if not, what is missing."""
 
     kernel: str
-    missing: tuple[str, ...]  # one phrase per thing this host cannot do, e.g. "packets (needs CAP_NET_RAW ...)"
+    problem: str | None  # e.g. "no network namespace: ...", as lab.evidence.capture_problem() says it
 
     @property
     def can_capture(self) -> bool:
-        return not self.missing
+        return self.problem is None
 
     @property
     def reason(self) -> str:
-        """``no network namespace (...); no packets (...)``: what a page says this host could not capture."""
-        return "; ".join(self.missing)
-
-
-def _look_around(isolation: Isolation) -> tuple[str, ...]:
-    """Runs in the isolated child: the same place a run would be."""
-    missing = []
-    if not isolation.isolated:
-        missing.append(f"no network namespace ({isolation.reason})")
-    try:
-        with LoopbackCapture():
-            pass
-    except CaptureUnavailable as error:
-        missing.append(f"no packets ({error.reason})")
-    return tuple(missing)
+        """What a page says this host could not capture."""
+        return self.problem or ""
 
 
 @functools.cache
 def probe_host() -> HostCapability:
-    try:
-        missing = run_isolated(_look_around)
-    except (IsolationError, OSError) as error:
-        missing = (f"no isolated run at all ({error})",)
-    return HostCapability(kernel=f"{platform.system()} {platform.release()}", missing=missing)
+    # The same question `make captures` asks before it records: one probe for both.
+    return HostCapability(kernel=f"{platform.system()} {platform.release()}", problem=capture_problem())

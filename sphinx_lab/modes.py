@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from lab.evidence import EvidenceError, EvidenceStore
 from lab.record import Record
 
 from .config import MODES
@@ -121,13 +122,6 @@ class ExecutionMode:
         )
 
     def _recorded(self, job: CaptureJob, why: str) -> Evidence:
-        try:
-            from lab.evidence import EvidenceError, EvidenceStore
-        except ImportError as error:
-            raise Unavailable(
-                f"no recorded evidence for {job.label}: this lab keeps none (no lab/evidence.py)",
-                subtype=LabWarning.EVIDENCE,
-            ) from error
         store = EvidenceStore(self.settings.evidence_dir)
         try:
             recorded = store.load(job.experiment, job.run, job.source_key())

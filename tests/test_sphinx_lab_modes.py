@@ -90,7 +90,7 @@ def test_the_probe_sees_what_this_host_can(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("LAB_ISOLATION", "loopback")
     found = host.probe_host()
     assert not found.can_capture
-    assert found.reason.startswith("no network namespace (asked for with LAB_ISOLATION=loopback")
+    assert found.reason.startswith("no network namespace: asked for with LAB_ISOLATION=loopback")
     host.probe_host.cache_clear()
     monkeypatch.delenv("LAB_ISOLATION")
     here = host.probe_host()
@@ -109,7 +109,7 @@ def test_force_on_a_host_that_cannot_says_what_it_could_not_check(
     for run, line in (("close/close", 4), ("shutdown/echo-after-shut-rd", 17)):
         assert re.search(
             rf"index\.rst:{line}: WARNING: {run}: lab_execution_mode is force, but this host cannot capture everything "
-            rf"the page shows: no network namespace \(asked for with LAB_ISOLATION=loopback.*\[lab\.capture\]",
+            rf"the page shows: no network namespace: asked for with LAB_ISOLATION=loopback.*\[lab\.capture\]",
             warnings,
         ), warnings
     assert warnings.count("WARNING") == 2  # once per run, not once per part
